@@ -1,0 +1,16 @@
+"""The shared fitting engine: device/dtype/seed handling and the one training loop."""
+
+from .base import TorchEstimatorMixin, make_generators, resolve_device, resolve_dtype
+from .fit import FitResult, fit_module, hooked_modules
+from .schedules import LearningRateSchedule
+
+__all__ = [
+    "FitResult",
+    "LearningRateSchedule",
+    "TorchEstimatorMixin",
+    "fit_module",
+    "hooked_modules",
+    "make_generators",
+    "resolve_device",
+    "resolve_dtype",
+]

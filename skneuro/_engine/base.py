@@ -1,0 +1,225 @@
+"""Device, dtype and random-state resolution, numpy/torch conversion and pickling.
+
+Everything an estimator needs to hold a torch module lives here, in one place, so that
+``device``, ``dtype`` and ``random_state`` mean the same thing in every estimator.
+"""
+
+from __future__ import annotations
+
+import io
+import numbers
+import warnings
+
+import numpy as np
+import torch
+
+__all__ = [
+    "TorchEstimatorMixin",
+    "make_generators",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(device) -> torch.device:
+    """Turn the ``device`` parameter into an available :class:`torch.device`.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA when
+        available, else CPU).
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        If the string is not a device or the device is not available here.
+
+    Examples
+    --------
+    >>> from skneuro._engine.base import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, torch.device):
+        name = str(device)
+    elif isinstance(device, str):
+        name = device
+    else:
+        raise TypeError(f"device must be a string such as 'cpu', 'cuda', 'cuda:0' or 'auto'; got {device!r}.")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"device={device!r} is not a valid device; expected 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'."
+        ) from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was requested but CUDA is not available on this machine.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) exist."
+            )
+        return dev
+    if dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"device={device!r} was requested but MPS is not available on this machine.")
+        return dev
+    raise ValueError(f"device={device!r} is not supported; expected 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'.")
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    """Turn the ``dtype`` parameter (``"float32"`` or ``"float64"``) into a torch dtype.
+
+    Examples
+    --------
+    >>> from skneuro._engine.base import resolve_dtype
+    >>> resolve_dtype("float64")
+    torch.float64
+    """
+    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
+        return dtype
+    key = np.dtype(dtype).name if isinstance(dtype, type) and issubclass(dtype, np.floating) else dtype
+    if key not in _DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}.")
+    return _DTYPES[key]
+
+
+def make_generators(random_state) -> tuple[torch.Generator, np.random.Generator]:
+    """Local torch (CPU) and numpy generators seeded from ``random_state``.
+
+    Neither the global numpy nor the global torch random state is read or changed.
+
+    Parameters
+    ----------
+    random_state : None, int, numpy.random.RandomState or numpy.random.Generator
+        ``None`` draws fresh OS entropy; an int gives reproducible streams; a
+        ``RandomState`` or ``Generator`` instance is advanced by one draw.
+
+    Returns
+    -------
+    torch_generator : torch.Generator
+    numpy_generator : numpy.random.Generator
+
+    Examples
+    --------
+    >>> from skneuro._engine.base import make_generators
+    >>> t1, n1 = make_generators(0)
+    >>> t2, n2 = make_generators(0)
+    >>> bool(n1.random() == n2.random())
+    True
+    """
+    if random_state is None:
+        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+    elif isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be a non-negative integer; got {random_state!r}.")
+        seed = int(random_state)
+    elif isinstance(random_state, np.random.RandomState):
+        seed = int(random_state.randint(0, 2**31 - 1))
+    elif isinstance(random_state, np.random.Generator):
+        seed = int(random_state.integers(0, 2**63 - 1))
+    else:
+        raise ValueError(
+            f"random_state must be None, an int, a RandomState or a Generator; got {random_state!r}."
+        )
+    torch_gen = torch.Generator(device="cpu")
+    torch_gen.manual_seed(seed)
+    numpy_gen = np.random.default_rng(seed)
+    return torch_gen, numpy_gen
+
+
+def _dump_torch(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _load_torch(blob: bytes, map_location):
+    # Unpickling an estimator already trusts the pickle; the module is our own class.
+    return torch.load(io.BytesIO(blob), map_location=map_location, weights_only=False)
+
+
+class _TorchBlob:
+    """Pickle stand-in for a torch object, serialised with ``torch.save``."""
+
+    def __init__(self, obj):
+        self.blob = _dump_torch(obj)
+
+
+class TorchEstimatorMixin:
+    """Mixin for estimators that hold torch modules in fitted attributes.
+
+    Pickling stores torch modules and tensors with ``torch.save``; unpickling on a
+    machine where the fitted device is missing maps them to the CPU, sets
+    ``device_`` accordingly and warns.
+    """
+
+    def _resolve_device_dtype(self):
+        self.device_ = resolve_device(self.device)
+        return self.device_, resolve_dtype(self.dtype)
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        for key, value in list(state.items()):
+            if isinstance(value, (torch.nn.Module, torch.Tensor)):
+                state[key] = _TorchBlob(value)
+        if isinstance(state.get("device_"), torch.device):
+            state["device_"] = str(state["device_"])
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        device = state.get("device_")
+        map_location = None
+        if isinstance(device, str):
+            try:
+                state["device_"] = resolve_device(device)
+            except ValueError:
+                warnings.warn(
+                    f"This estimator was fitted on device {device!r}, which is not available here; "
+                    "its torch module is mapped to 'cpu'.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                state["device_"] = torch.device("cpu")
+                map_location = "cpu"
+        for key, value in list(state.items()):
+            if isinstance(value, _TorchBlob):
+                state[key] = _load_torch(value.blob, map_location)
+        if hasattr(super(), "__setstate__"):
+            super().__setstate__(state)
+        else:
+            self.__dict__.update(state)
+
+
+def engine_parameter_constraints():
+    """``_parameter_constraints`` entries shared by every torch-backed estimator."""
+    from numbers import Integral, Real
+
+    from sklearn.utils._param_validation import Interval, StrOptions
+
+    return {
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [None, Interval(Real, 0, None, closed="neither"), tuple, list],
+        "batch_size": [None, Interval(Integral, 1, None, closed="left")],
+        "chunk_size": [None, Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
+        "device": [str, torch.device],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }

@@ -1,0 +1,84 @@
+"""Optional matplotlib figures. matplotlib is imported when a function is called."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["compare_reduced_rank"]
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("skneuro.plotting needs matplotlib: pip install 'skneuro[plot]'.") from exc
+    return plt
+
+
+def compare_reduced_rank(est1, est2, X=None, targets=None):
+    """Side-by-side parameters (and predictions) of two fitted reduced-rank estimators.
+
+    ``est2`` is sign-aligned to ``est1`` first (:meth:`align_signs`). Rows show ``g``,
+    ``o2``, ``o1`` and ``v`` (where both models have them), then ``w1`` and ``w0ᵀ`` of
+    both and their difference; with ``X``, the predictions of both on ``targets``.
+
+    Parameters
+    ----------
+    est1, est2 : fitted RR*Regressor
+    X : array-like of shape (n_samples, n_features), optional
+    targets : sequence of int, optional
+        Targets whose predictions are plotted (default: the first two at most).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skneuro.datasets import make_reduced_rank_regression
+    >>> from skneuro.reduced_rank import RRLinearRegressor
+    >>> from skneuro.plotting import compare_reduced_rank
+    >>> X, y = make_reduced_rank_regression(300, random_state=0)
+    >>> a = RRLinearRegressor().fit(X[:150], y[:150])
+    >>> b = RRLinearRegressor().fit(X[150:], y[150:])
+    >>> fig = compare_reduced_rank(a, b, X=X)
+    >>> type(fig).__name__
+    'Figure'
+    """
+    plt = _pyplot()
+    est2 = est2.align_signs(est1)
+    vectors = [name for name in ("g_", "o2_", "o1_", "v_") if hasattr(est1, name) and hasattr(est2, name)]
+    n_rows = len(vectors) + 2 + (1 if X is not None else 0)
+    fig, axes = plt.subplots(n_rows, 3, figsize=(12, 2.6 * n_rows), squeeze=False)
+    for row, name in enumerate(vectors):
+        a, b = getattr(est1, name), getattr(est2, name)
+        for col, (values, title) in enumerate(((a, "est1"), (b, "est2"), (a - b, "difference"))):
+            axes[row, col].plot(values, ".-")
+            axes[row, col].set_title(f"{name.rstrip('_')} ({title})")
+    for offset, name in enumerate(("w1_", "w0_")):
+        row = len(vectors) + offset
+        a, b = getattr(est1, name), getattr(est2, name)
+        if name == "w0_":
+            a, b = a.T, b.T
+        limit = max(np.abs(a).max(), np.abs(b).max(), 1e-12)
+        label = "w0ᵀ" if name == "w0_" else "w1"
+        for col, (values, title) in enumerate(((a, "est1"), (b, "est2"), (a - b, "difference"))):
+            image = axes[row, col].imshow(values, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit)
+            axes[row, col].set_title(f"{label} ({title})")
+            fig.colorbar(image, ax=axes[row, col])
+    if X is not None:
+        row = n_rows - 1
+        p1, p2 = est1.predict(X), est2.predict(X)
+        p1, p2 = p1.reshape(len(p1), -1), p2.reshape(len(p2), -1)
+        chosen = list(range(min(2, p1.shape[1]))) if targets is None else list(targets)
+        for col in range(3):
+            axes[row, col].set_visible(col < len(chosen))
+        for col, target in enumerate(chosen[:3]):
+            axes[row, col].scatter(p1[:, target], p2[:, target], s=4)
+            axes[row, col].set_xlabel("est1 prediction")
+            axes[row, col].set_ylabel("est2 prediction")
+            axes[row, col].set_title(f"target {target}")
+    fig.tight_layout()
+    return fig

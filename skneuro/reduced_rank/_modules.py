@@ -1,0 +1,166 @@
+r"""Torch module of (non)linear reduced-rank regression.
+
+Shapes: ``X (n, d)``, ``w0 (d, k)``, ``w1 (p, k)``, vectors ``(p,)``.
+
+.. math::
+
+    M(X) = g \odot f(X w_0 w_1^\top + o_1) + o_2, \qquad
+    y = M(X) + \varepsilon,\ \varepsilon \sim N(0, \operatorname{diag} v)
+
+with ``f`` the identity (linear), the logistic sigmoid, the guarded exponential
+:math:`\varphi(a) = e^a` for :math:`a \le 20`, :math:`e^{20}(1 + a - 20)` above, or
+:math:`\max(a, 0)`; ``g = 1`` for linear and relu, ``o1 = 0`` for linear and exp.
+The noise variance is :math:`v = f_{\text{floor}} + e^{\rho}`, computed as
+:math:`\log v = \operatorname{logaddexp}(\log f_{\text{floor}}, \rho)`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["LINKS", "ReducedRankModule", "exp_link"]
+
+LINKS = ("linear", "sigmoid", "exp", "relu")
+_EXP_CUT = 20.0
+
+
+def exp_link(a: torch.Tensor) -> torch.Tensor:
+    """Exponential that continues linearly above 20 (C1, never overflows).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro.reduced_rank import exp_link
+    >>> exp_link(torch.tensor([0.0, 21.0])).tolist() == [1.0, 2 * float(torch.tensor(20.0).exp())]
+    True
+    """
+    clipped = torch.clamp(a, max=_EXP_CUT)
+    e = torch.exp(clipped)
+    return torch.where(a <= _EXP_CUT, e, e * (1.0 + a - _EXP_CUT))
+
+
+class ReducedRankModule(nn.Module):
+    """Reduced-rank regression with a pointwise link and diagonal Gaussian noise.
+
+    Parameters
+    ----------
+    n_features, n_targets, n_components : int
+        d, p and the rank k.
+    link : {"linear", "sigmoid", "exp", "relu"}
+        The nonlinearity f.
+    dtype : torch.dtype, optional
+    device : torch.device, optional
+
+    Attributes
+    ----------
+    w0 : Parameter (d, k)
+    w1 : Parameter (p, k)
+    o1 : Parameter (p,) or None
+        Present for sigmoid and relu.
+    o2 : Parameter (p,)
+    g : Parameter (p,) or None
+        Present for sigmoid and exp.
+    rho : Parameter (p,)
+        Log of the variance above the floor.
+    var_floor : buffer (p,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro.reduced_rank import ReducedRankModule
+    >>> m = ReducedRankModule(3, 4, 2, link="sigmoid")
+    >>> m(torch.zeros(5, 3)).shape
+    torch.Size([5, 4])
+    """
+
+    def __init__(self, n_features, n_targets, n_components, link="linear", *, dtype=None, device=None):
+        super().__init__()
+        if link not in LINKS:
+            raise ValueError(f"link must be one of {LINKS}; got {link!r}.")
+        self.n_features, self.n_targets, self.n_components, self.link = (
+            int(n_features), int(n_targets), int(n_components), link,
+        )
+        kw = {"dtype": dtype, "device": device}
+        d, p, k = self.n_features, self.n_targets, self.n_components
+        self.w0 = nn.Parameter(torch.empty(d, k, **kw))
+        self.w1 = nn.Parameter(torch.empty(p, k, **kw))
+        self.o1 = nn.Parameter(torch.empty(p, **kw)) if link in ("sigmoid", "relu") else None
+        self.g = nn.Parameter(torch.empty(p, **kw)) if link in ("sigmoid", "exp") else None
+        self.o2 = nn.Parameter(torch.empty(p, **kw))
+        self.rho = nn.Parameter(torch.empty(p, **kw))
+        self.register_buffer("var_floor", torch.zeros(p, **kw))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Small random weights, zero offsets, unit gain and unit variance."""
+        with torch.no_grad():
+            nn.init.normal_(self.w0, std=1.0 / math.sqrt(max(self.n_features, 1)))
+            nn.init.normal_(self.w1, std=1.0 / math.sqrt(max(self.n_components, 1)))
+            self.o2.zero_()
+            self.rho.zero_()
+            if self.o1 is not None:
+                self.o1.zero_()
+            if self.g is not None:
+                self.g.fill_(1.0)
+
+    @property
+    def log_v(self) -> torch.Tensor:
+        """Log noise variances, ``logaddexp(log var_floor, rho)`` (p,)."""
+        return torch.logaddexp(torch.log(self.var_floor), self.rho)
+
+    @property
+    def v(self) -> torch.Tensor:
+        """Noise variances (p,)."""
+        return torch.exp(self.log_v)
+
+    def latents(self, X: torch.Tensor) -> torch.Tensor:
+        """Projections ``X w0`` (n, k)."""
+        return X @ self.w0
+
+    def pre_activation(self, X: torch.Tensor) -> torch.Tensor:
+        """``X w0 w1ᵀ + o1`` (n, p)."""
+        a = self.latents(X) @ self.w1.T
+        return a if self.o1 is None else a + self.o1
+
+    def activate(self, a: torch.Tensor) -> torch.Tensor:
+        """``g ⊙ f(a)`` for pre-activations ``a``."""
+        if self.link == "sigmoid":
+            out = torch.sigmoid(a)
+        elif self.link == "exp":
+            out = exp_link(a)
+        elif self.link == "relu":
+            out = torch.relu(a)
+        else:
+            out = a
+        return out if self.g is None else self.g * out
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Mean prediction ``g ⊙ f(X w0 w1ᵀ + o1) + o2`` (n, p)."""
+        return self.activate(self.pre_activation(X)) + self.o2
+
+    def neg_log_likelihood(self, mean: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """Per-sample ``Σ_j ½ log v_j + (y_j − mean_j)² / (2 v_j)`` (n,), without the 2π term."""
+        log_v = self.log_v
+        return (0.5 * log_v + 0.5 * (Y - mean) ** 2 * torch.exp(-log_v)).sum(dim=1)
+
+    def penalty(self, w0_l1=0.0, w0_l2=0.0, w1_l1=0.0, w1_l2=0.0) -> torch.Tensor:
+        """Elastic-net penalty on w0 and w1 (squared sums, not divided by n)."""
+        total = self.w0.new_zeros(())
+        if w0_l2:
+            total = total + w0_l2 * (self.w0**2).sum()
+        if w1_l2:
+            total = total + w1_l2 * (self.w1**2).sum()
+        if w0_l1:
+            total = total + w0_l1 * self.w0.abs().sum()
+        if w1_l1:
+            total = total + w1_l1 * self.w1.abs().sum()
+        return total
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_features={self.n_features}, n_targets={self.n_targets}, "
+            f"n_components={self.n_components}, link={self.link!r}"
+        )

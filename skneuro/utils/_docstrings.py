@@ -1,0 +1,88 @@
+"""Parameter descriptions shared by many docstrings, written once."""
+
+from __future__ import annotations
+
+import textwrap
+
+__all__ = ["fill_doc"]
+
+_SNIPPETS = {
+    "engine_parameters": """
+max_iter : int, default={max_iter}
+    Training epochs (Adam) or iterations (L-BFGS).
+learning_rate : float or tuple of (epoch, lr) pairs, default={learning_rate}
+    Step size, or a piecewise-constant schedule ``((0, 1e-2), (100, 1e-3))``.
+batch_size : int or None, default=None
+    Samples per Adam update; None uses the full batch.
+chunk_size : int or None, default=None
+    Samples sent to the device at a time; gradients are accumulated over chunks and
+    equal the unchunked gradient, so only memory use changes.
+tol : float, default={tol}
+    The fit stops when the training objective has not improved by at least ``tol``
+    for ``n_iter_no_change`` consecutive epochs.
+n_iter_no_change : int, default={n_iter_no_change}
+    See ``tol``.
+warm_start : bool, default=False
+    Continue from the fitted ``module_`` instead of initialising afresh.
+device : str, default="cpu"
+    ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA if available).
+    An unavailable device raises ``ValueError`` at ``fit``.
+dtype : {{"float32", "float64"}}, default="float32"
+    Precision of training. Fitted attributes and outputs are float64 either way.
+random_state : int, RandomState instance or None, default=None
+    Seeds local generators for initialisation, minibatch order and noise; the global
+    numpy and torch random states are never touched.
+verbose : int, default=0
+    0 silent, 1 progress bar, 2 one log line per epoch.""",
+    "engine_attributes": """
+module_ : torch.nn.Module
+    The trained torch module, on ``device_``.
+device_ : torch.device
+    The device the module lives on.
+n_iter_ : int
+    Epochs or iterations run.
+n_updates_ : int
+    Optimizer steps taken.
+loss_curve_ : list of float
+    Training objective per epoch.
+n_features_in_ : int
+    Number of features seen during fit.
+feature_names_in_ : ndarray of shape (n_features_in_,)
+    Names of features seen during fit, when X has string column names.""",
+}
+
+
+def fill_doc(**defaults):
+    """Decorator replacing ``{engine_parameters}``-style fields in a docstring.
+
+    Keyword arguments fill the defaults quoted in the shared text.
+
+    Examples
+    --------
+    >>> from skneuro.utils._docstrings import fill_doc
+    >>> @fill_doc(max_iter=10, learning_rate=0.1, tol=1e-4, n_iter_no_change=5)
+    ... def f():
+    ...     '''Doc.
+    ...
+    ...     Parameters
+    ...     ----------
+    ...     {engine_parameters}
+    ...     '''
+    >>> "default=10" in f.__doc__
+    True
+    """
+
+    def decorate(obj):
+        doc = obj.__doc__ or ""
+        for key, text in _SNIPPETS.items():
+            marker = "{" + key + "}"
+            while marker in doc:
+                line_start = doc.rfind("\n", 0, doc.index(marker)) + 1
+                indent = doc[line_start : doc.index(marker)]
+                body = text.strip("\n").format(**defaults) if defaults else text.strip("\n")
+                body = textwrap.indent(body, indent)[len(indent) :]
+                doc = doc.replace(marker, body, 1)
+        obj.__doc__ = doc
+        return obj
+
+    return decorate
