@@ -70,9 +70,12 @@ def hooked_modules(module: torch.nn.Module) -> list[torch.nn.Module]:
     def asks(m):
         return callable(getattr(m, "pert_grads", None)) and callable(getattr(m, "bound", None))
 
-    found = []
+    found, seen = [], set()
 
     def visit(m):
+        if id(m) in seen:  # a module shared by several parents is hooked once
+            return
+        seen.add(id(m))
         if asks(m):
             found.append(m)
             return
@@ -107,6 +110,7 @@ class _Objective:
         self.data = data
         self.chunk_size = chunk_size
         self.device = device
+        self.n_finite = 0  # evaluations that returned a finite value
 
     def __call__(self, index=None, n_batch=None) -> float:
         """Accumulate gradients of the batch ``index`` (None = all rows); return its value."""
@@ -134,9 +138,10 @@ class _Objective:
                 if not torch.isfinite(pen):
                     raise _NonFinite
                 pen.backward()
-            value += float(pen)
+            value += float(pen.detach()) if torch.is_tensor(pen) else float(pen)
         if not math.isfinite(value):
             raise _NonFinite
+        self.n_finite += 1
         return value
 
 
@@ -221,7 +226,9 @@ def fit_module(
     A non-finite objective or parameter stops training: the parameters from before
     the failing update are restored and a ``ConvergenceWarning`` is emitted. If the
     very first evaluation is non-finite, a ``ValueError`` is raised. ``KeyboardInterrupt``
-    stops training, restores the parameters of the best epoch so far and warns.
+    stops training, restores the parameters of the best epoch so far and warns. Full-batch
+    Adam evaluates an epoch's objective before its update; it keeps the parameters of the
+    best evaluated epoch unless the final ones are better.
 
     Examples
     --------
@@ -271,16 +278,19 @@ def fit_module(
         optimizer = torch.optim.Adam(params, lr=schedule(0))
     else:
         optimizer = torch.optim.LBFGS(
-            params, lr=schedule(0), max_iter=1, history_size=20, line_search_fn="strong_wolfe",
+            params, lr=schedule(0), max_iter=1, max_eval=26, history_size=20, line_search_fn="strong_wolfe",
             tolerance_grad=1e-12, tolerance_change=1e-14,
         )
     best_loss, best_state, no_improve = math.inf, _snapshot(params), 0
+    # full-batch Adam evaluates each epoch's objective at the parameters *before* its update
+    full_batch_adam = solver == "adam" and (batch_size is None or batch_size >= n)
     progress = None
     if verbose == 1:
         from tqdm.auto import tqdm
 
         progress = tqdm(total=max_iter, desc=type(module).__name__, leave=False)
 
+    stalled = False
     step_lbfgs = _LBFGSStepper(optimizer, objective, params, after_backward) if solver == "lbfgs" else None
     try:
         for epoch in range(max_iter):
@@ -290,7 +300,7 @@ def fit_module(
                 total = 0.0
                 for index in _batches(n, batch_size, generator):
                     n_batch = n if index is None else int(index.shape[0])
-                    before = _snapshot(params)
+                    before = evaluated = _snapshot(params)
                     try:
                         optimizer.zero_grad(set_to_none=True)
                         value = objective(index)
@@ -316,11 +326,14 @@ def fit_module(
                 except _NonFinite:
                     _restore(params, before)
                     raise
+                stalled = all(torch.equal(p, b) for p, b in zip(params, before))
+                if stalled and step_lbfgs.failed():
+                    raise _NonFinite
                 result.n_updates += 1
             result.loss_curve.append(epoch_loss)
             result.n_iter = epoch + 1
             if epoch_loss < best_loss:
-                best_state = _snapshot(params)
+                best_state = evaluated if full_batch_adam else _snapshot(params)
             if epoch_loss > best_loss - tol:
                 no_improve += 1
             else:
@@ -332,16 +345,28 @@ def fit_module(
             elif verbose >= 2:
                 extra = ""
                 if log_terms is not None:
-                    extra = "".join(f", {k} {float(v):.6g}" for k, v in log_terms(module).items())
+                    with torch.no_grad():
+                        terms = log_terms(module)
+                    extra = "".join(f", {k} {float(v):.6g}" for k, v in terms.items())
                 print(f"epoch {epoch + 1}: objective {epoch_loss:.6g}{extra}")
             if callback is not None:
                 callback(epoch, epoch_loss)
-            if no_improve >= n_iter_no_change:
+            if no_improve >= n_iter_no_change or (solver == "lbfgs" and stalled):
+                # L-BFGS leaves the parameters unchanged when its line search finds no
+                # decrease at the working precision: nothing more can be gained.
                 result.stop_reason = "converged"
                 break
+        if full_batch_adam and result.loss_curve:
+            # the last update was never evaluated: keep it only if it beats the best epoch
+            try:
+                final = objective()
+            except _NonFinite:
+                final = math.inf
+            if final > best_loss:
+                _restore(params, best_state)
     except _NonFinite:
         result.stop_reason = "diverged"
-        if result.n_updates == 0 and not result.loss_curve:
+        if objective.n_finite == 0:
             raise ValueError(
                 "The training objective is not finite at the initial parameters; check the input "
                 "data and the initialisation."
@@ -393,26 +418,71 @@ class _LBFGSStepper:
         self._key = None
         self._value = None
         self._grads = None
+        self.smallest_move = math.inf
+        self.finite_trials = 0
+        self._start = None
+        self._started = False
 
     def _matches(self) -> bool:
         return self._key is not None and all(torch.equal(p, k) for p, k in zip(self.params, self._key))
 
     def closure(self):
         if self._matches():
+            self._started = True
             for p, g in zip(self.params, self._grads):
                 p.grad = None if g is None else g.clone()
-            return torch.tensor(self._value)
+            return torch.tensor(self._value, dtype=torch.float64)
+        if self._started:
+            move = max(float((p.detach() - s).abs().max()) for p, s in zip(self.params, self._start))
+            scale = max(float(s.abs().max()) for s in self._start) + 1.0
+            self.smallest_move = min(self.smallest_move, move / scale)
         self.optimizer.zero_grad(set_to_none=False)
-        value = self.objective()
+        try:
+            value = self.objective()
+            if self._value is not None and value > self._ceiling():
+                raise _NonFinite  # so far uphill that float32 dot products may overflow
+            if not _all_finite([p.grad for p in self.params if p.grad is not None]):
+                raise _NonFinite
+        except _NonFinite:
+            if self._value is None:
+                raise
+            # A line-search trial point overflowed (value or gradient): report a large finite
+            # value with a zero gradient so that the strong-Wolfe search backtracks.
+            for p in self.params:
+                if p.grad is not None:
+                    p.grad.zero_()
+            return torch.tensor(self._ceiling(), dtype=torch.float64)
         self.after_backward()
+        self.finite_trials += self._started
+        self._started = True
         self._key = _snapshot(self.params)
         self._value = value
         self._grads = [None if p.grad is None else p.grad.detach().clone() for p in self.params]
-        return torch.tensor(value)
+        return torch.tensor(value, dtype=torch.float64)
 
     def step(self):
+        self.smallest_move = math.inf  # relative size of the smallest line-search trial step
+        self.finite_trials = 0  # line-search trials with a finite objective
+        self._start = _snapshot(self.params)
+        self._started = False  # the first closure call of a step evaluates its start point
         self.optimizer.step(self.closure)
 
+    def _ceiling(self) -> float:
+        return 1e10 * (abs(self._value) + 1.0)
+
+    def failed(self) -> bool:
+        """Whether a step that left the parameters unchanged is a failure, not convergence.
+
+        No trial at all means the gradient vanished, and tiny finite trials without a
+        decrease mean none exists at the working precision: both are convergence. Only
+        non-finite trials (a loss that became NaN), or trials that never came near the
+        start (a huge ``learning_rate``), are failures.
+        """
+        tried = self.smallest_move < math.inf
+        return tried and (self.finite_trials == 0 or self.smallest_move > 1e-4)
+
     def value(self) -> float:
+        """Objective at the current parameters (not counted as a line-search trial)."""
+        self._started = False
         with torch.enable_grad():
             return float(self.closure())

@@ -97,15 +97,18 @@ def make_reduced_rank_regression(
         random_state.randint(2**31 - 1) if isinstance(random_state, np.random.RandomState) else random_state
     )
     d, p, k = n_features, n_targets, n_components
+    # every range is checked, used by this link or not, before anything is drawn
     noise_var_range = _check_range("noise_var_range", noise_var_range)
+    o1_range = _check_range("o1_range", o1_range)
+    gain_range = _check_range("gain_range", gain_range)
+    o2_range = _O2_DEFAULTS[link] if o2_range is None else _check_range("o2_range", o2_range)
     w0 = rng.normal(scale=w_gain / np.sqrt(d), size=(d, k))
     w1 = rng.normal(loc=-1.0 if link == "exp" else 0.0, scale=w_gain, size=(p, k))
     if link == "exp":
         w0 = w0 * exp_scale
     v = rng.uniform(*noise_var_range, size=p)
-    o1 = rng.uniform(*_check_range("o1_range", o1_range), size=p) if link in ("sigmoid", "relu") else None
-    g = rng.uniform(*_check_range("gain_range", gain_range), size=p) if link in ("sigmoid", "exp") else None
-    o2_range = _O2_DEFAULTS[link] if o2_range is None else _check_range("o2_range", o2_range)
+    o1 = rng.uniform(*o1_range, size=p) if link in ("sigmoid", "relu") else None
+    g = rng.uniform(*gain_range, size=p) if link in ("sigmoid", "exp") else None
     o2 = rng.normal(scale=10.0, size=p) if o2_range is None else rng.uniform(*o2_range, size=p)
     X = rng.standard_normal(size=(n_samples, d))
     pre = X @ w0 @ w1.T + (0.0 if o1 is None else o1)

@@ -79,28 +79,67 @@ def _unpack(link, theta, k):
     return w1, o1, g, theta[:, col]
 
 
-def _evaluate(link, theta, latent, Yt, k, with_jacobian):
-    """Residuals (q, n) and, optionally, Jacobians (q, n, m) for a block of q targets."""
+def _forward(link, theta, latent, Yt, k):
+    """Residuals, link values and slopes ``g f'(a)`` for a block of targets, each (q, n)."""
     w1, o1, g, o2 = _unpack(link, theta, k)
     a = w1 @ latent.T
     if o1 is not None:
         a = a + o1[:, None]
     f, df = _link_and_slope(link, a)
     gain = 1.0 if g is None else g[:, None]
-    resid = Yt - (gain * f + o2[:, None])
-    if not with_jacobian:
-        return resid, None
-    scaled = gain * df
-    cols = [scaled[:, :, None] * latent[None, :, :]]
-    if o1 is not None:
-        cols.append(scaled[:, :, None])
-    if g is not None:
-        cols.append(f[:, :, None])
-    cols.append(torch.ones_like(f)[:, :, None])
-    return resid, torch.cat(cols, dim=2)
+    return Yt - (gain * f + o2[:, None]), f, gain * df
 
 
-def refine_targets(link, X, Y, params, *, n_steps=40, block_elements=2**24):
+def _normal_equations(link, latent, outer, resid, f, slope):
+    """``JᵀJ`` (q, m, m) and ``Jᵀr`` (q, m) without forming the (q, n, m) Jacobian.
+
+    Every Jacobian column is a per-target weight (``slope``, ``f`` or 1) times a shared
+    basis column (a latent or 1), so each block of ``JᵀJ`` is one (q, n) @ (n, ·) product.
+    """
+    q, n = resid.shape
+    k = latent.shape[1]
+    # (weight, multiplies the latents?) per column group: w1 (k columns), o1, g, o2.
+    cols = [(slope, True)]
+    if link in ("sigmoid", "relu"):
+        cols.append((slope, False))
+    if link in ("sigmoid", "exp"):
+        cols.append((f, False))
+    cols.append((None, False))
+    m = k + len(cols) - 1
+    hess = resid.new_empty(q, m, m)
+    grad = resid.new_empty(q, m)
+
+    def span(index):
+        return slice(0, k) if index == 0 else slice(k + index - 1, k + index)
+
+    for a_idx, (wa, lat_a) in enumerate(cols):
+        wr = resid if wa is None else wa * resid
+        grad[:, span(a_idx)] = wr @ latent if lat_a else wr.sum(1, keepdim=True)
+        for b_idx in range(a_idx, len(cols)):
+            wb, lat_b = cols[b_idx]
+            if wa is None and wb is None:
+                w = None
+            elif wa is None:
+                w = wb
+            elif wb is None:
+                w = wa
+            else:
+                w = wa * wb
+            if lat_a and lat_b:
+                block = (w @ outer).reshape(q, k, k)
+            elif lat_a or lat_b:
+                block = (resid.new_full((q, n), 1.0) if w is None else w) @ latent
+                block = block.unsqueeze(2) if lat_a else block.unsqueeze(1)
+            else:
+                total = float(n) if w is None else w.sum(1)
+                block = (resid.new_full((q,), total) if w is None else total).reshape(q, 1, 1)
+            hess[:, span(a_idx), span(b_idx)] = block
+            if b_idx != a_idx:
+                hess[:, span(b_idx), span(a_idx)] = block.transpose(1, 2)
+    return hess, grad
+
+
+def refine_targets(link, X, Y, params, *, n_steps=50, block_elements=2**23):
     """Levenberg–Marquardt fit of each target's parameters for the fixed ``w0``.
 
     Parameters
@@ -111,9 +150,9 @@ def refine_targets(link, X, Y, params, *, n_steps=40, block_elements=2**24):
     params : dict
         Output of :func:`match_linear_fit` (modified copies are returned).
     n_steps : int
-        Levenberg–Marquardt iterations per target.
+        Levenberg–Marquardt iterations.
     block_elements : int
-        Targets are processed in blocks whose Jacobian has at most this many entries.
+        Targets are processed in blocks of at most this many (target, sample) pairs.
 
     Returns
     -------
@@ -122,7 +161,8 @@ def refine_targets(link, X, Y, params, *, n_steps=40, block_elements=2**24):
     """
     k = params["w0"].shape[1]
     latent = torch.from_numpy(X @ params["w0"])
-    Yt_all = torch.from_numpy(np.ascontiguousarray(Y.T))
+    outer = (latent[:, :, None] * latent[:, None, :]).reshape(latent.shape[0], k * k)
+    Yt_all = torch.tensor(Y.T)
     pieces = [params["w1"]]
     if "o1" in params:
         pieces.append(params["o1"][:, None])
@@ -130,36 +170,37 @@ def refine_targets(link, X, Y, params, *, n_steps=40, block_elements=2**24):
         pieces.append(params["g"][:, None])
     pieces.append(params["o2"][:, None])
     theta_all = torch.from_numpy(np.concatenate(pieces, axis=1))
-    n, m = latent.shape[0], theta_all.shape[1]
+    n = latent.shape[0]
     p = Yt_all.shape[0]
-    block = max(1, int(block_elements // max(n * m, 1)))
-    eye = torch.eye(m, dtype=torch.float64)
+    block = max(1, int(block_elements // max(n, 1)))
     rss_out = torch.empty(p, dtype=torch.float64)
     for start in range(0, p, block):
         theta = theta_all[start : start + block].clone()
         Yt = Yt_all[start : start + block]
         damping = torch.full((theta.shape[0],), 1e-3, dtype=torch.float64)
-        resid, jac = _evaluate(link, theta, latent, Yt, k, True)
+        resid, f, slope = _forward(link, theta, latent, Yt, k)
         rss = (resid**2).sum(1)
         for _ in range(n_steps):
-            hess = jac.transpose(1, 2) @ jac
-            grad = (jac.transpose(1, 2) @ resid.unsqueeze(2)).squeeze(2)
+            hess, grad = _normal_equations(link, latent, outer, resid, f, slope)
             diag = torch.diagonal(hess, dim1=1, dim2=2)
-            scale = diag + 1e-12 * (diag.amax(dim=1, keepdim=True) + 1e-300)
-            system = hess + damping[:, None, None] * torch.diag_embed(scale) + 1e-300 * eye
+            scale = diag + 1e-12 * diag.amax(dim=1, keepdim=True) + 1e-300
+            system = hess + damping[:, None, None] * torch.diag_embed(scale)
             step = torch.linalg.solve(system, grad.unsqueeze(2)).squeeze(2)
             candidate = theta + step
-            new_resid, _ = _evaluate(link, candidate, latent, Yt, k, False)
+            new_resid, new_f, new_slope = _forward(link, candidate, latent, Yt, k)
             new_rss = (new_resid**2).sum(1)
             accept = torch.isfinite(new_rss) & (new_rss < rss)
-            theta = torch.where(accept[:, None], candidate, theta)
             improvement = torch.where(accept, (rss - new_rss) / rss.clamp_min(1e-300), torch.zeros_like(rss))
+            theta = torch.where(accept[:, None], candidate, theta)
             rss = torch.where(accept, new_rss, rss)
+            a2 = accept[:, None]
+            resid = torch.where(a2, new_resid, resid)
+            f = torch.where(a2, new_f, f)
+            slope = torch.where(a2, new_slope, slope)
             damping = torch.where(accept, damping / 3.0, damping * 4.0).clamp(1e-9, 1e9)
             done = (accept & (improvement < 1e-10)) | (damping >= 1e8)
             if bool(done.all()):
                 break
-            resid, jac = _evaluate(link, theta, latent, Yt, k, True)
         theta_all[start : start + block] = theta
         rss_out[start : start + block] = rss
     w1, o1, g, o2 = _unpack(link, theta_all, k)
@@ -172,3 +213,77 @@ def refine_targets(link, X, Y, params, *, n_steps=40, block_elements=2**24):
         out["g"] = g.numpy().copy()
     out["rss_n"] = rss_out.numpy() / n
     return out
+
+
+def _projection_step(link, X, Y, params, v, damping):
+    """One accepted Levenberg–Marquardt step on ``w0`` with the per-target parameters fixed.
+
+    With ``s_ij = g_j f'(a_ij)`` the Gauss–Newton matrix of the weighted residuals is
+    ``H[(a, c), (b, e)] = Σ_i x_ia x_ib M_i[c, e]``, ``M_i = Σ_j (s_ij² / v_j) w1_j w1_jᵀ``:
+    k(k+1)/2 weighted Gram matrices of X. Returns the new parameters and damping.
+    """
+    w1 = torch.from_numpy(params["w1"])
+    o1 = torch.from_numpy(params["o1"]) if "o1" in params else 0.0
+    g = torch.from_numpy(params["g"]) if "g" in params else 1.0
+    o2 = torch.from_numpy(params["o2"])
+    inv_v = torch.from_numpy(1.0 / v)
+
+    def evaluate(w0):
+        f, df = _link_and_slope(link, X @ w0 @ w1.T + o1)
+        resid = Y - (g * f + o2)
+        return resid, g * df, float(((resid**2) * inv_v).sum())
+
+    w0 = torch.from_numpy(params["w0"])
+    d, k = w0.shape
+    resid, slope, objective = evaluate(w0)
+    grad = (X.T @ ((slope * resid * inv_v) @ w1)).reshape(-1)
+    weights = ((slope**2) * inv_v) @ (w1[:, :, None] * w1[:, None, :]).reshape(-1, k * k)
+    hess = X.new_empty(d, k, d, k)
+    for c in range(k):
+        for e in range(c, k):
+            gram = (X * weights[:, c * k + e, None]).T @ X
+            hess[:, c, :, e] = gram
+            hess[:, e, :, c] = gram
+    hess = hess.reshape(d * k, d * k)
+    diag = torch.diag(torch.diagonal(hess)) + 1e-12 * torch.eye(d * k, dtype=hess.dtype)
+    while damping < 1e8:
+        step = torch.linalg.solve(hess + damping * diag, grad).reshape(d, k)
+        if evaluate(w0 + step)[2] < objective:
+            out = dict(params)
+            out["w0"] = (w0 + step).numpy().copy()
+            return out, damping / 3.0
+        damping *= 4.0
+    return params, damping
+
+
+def alternate_fit(link, X, Y, params, *, var_floor, max_rounds=8, tol=1e-3, max_hessian_flops=2e10):
+    """Block-coordinate Gauss–Newton: per-target parameters, then ``w0``, alternately.
+
+    Each round takes one damped Gauss–Newton step on ``w0`` (skipped when its Gram
+    matrices would cost more than ``max_hessian_flops``) and a few per-target
+    Levenberg–Marquardt steps, then resets ``v`` to the residual variances. Rounds stop
+    when the training negative log-likelihood improves by less than ``tol`` nats per
+    sample.
+
+    Returns
+    -------
+    params : dict
+        Float64 ``w0 w1 o2`` (+ ``o1``, ``g``) and ``v``.
+    """
+    params = refine_targets(link, X, Y, params, n_steps=20)
+    v = np.maximum(params.pop("rss_n"), var_floor)
+    n, d = X.shape
+    k = params["w0"].shape[1]
+    if n * d * d * k * (k + 1) / 2 <= max_hessian_flops:
+        Xt, Yt = torch.tensor(X), torch.tensor(Y)
+        nll, damping = 0.5 * np.log(v).sum(), 1e-3
+        for _ in range(max_rounds):
+            params, damping = _projection_step(link, Xt, Yt, params, v, damping)
+            params = refine_targets(link, X, Y, params, n_steps=5)
+            v = np.maximum(params.pop("rss_n"), var_floor)
+            new_nll = 0.5 * np.log(v).sum()
+            if nll - new_nll < tol or damping >= 1e8:
+                break
+            nll = new_nll
+    params["v"] = v
+    return params

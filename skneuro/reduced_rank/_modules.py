@@ -53,6 +53,8 @@ class ReducedRankModule(nn.Module):
         The nonlinearity f.
     dtype : torch.dtype, optional
     device : torch.device, optional
+    generator : torch.Generator, optional
+        CPU generator of the initial weights (default: torch's global generator).
 
     Attributes
     ----------
@@ -76,7 +78,8 @@ class ReducedRankModule(nn.Module):
     torch.Size([5, 4])
     """
 
-    def __init__(self, n_features, n_targets, n_components, link="linear", *, dtype=None, device=None):
+    def __init__(self, n_features, n_targets, n_components, link="linear", *, dtype=None, device=None,
+                 generator=None):
         super().__init__()
         if link not in LINKS:
             raise ValueError(f"link must be one of {LINKS}; got {link!r}.")
@@ -92,13 +95,21 @@ class ReducedRankModule(nn.Module):
         self.o2 = nn.Parameter(torch.empty(p, **kw))
         self.rho = nn.Parameter(torch.empty(p, **kw))
         self.register_buffer("var_floor", torch.zeros(p, **kw))
-        self.reset_parameters()
+        self.reset_parameters(generator)
 
-    def reset_parameters(self) -> None:
-        """Small random weights, zero offsets, unit gain and unit variance."""
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Small random weights, zero offsets, unit gain and unit variance.
+
+        The weights are drawn from ``generator`` (a CPU generator) when given, so that
+        estimators can build modules without touching the global random state.
+        """
         with torch.no_grad():
-            nn.init.normal_(self.w0, std=1.0 / math.sqrt(max(self.n_features, 1)))
-            nn.init.normal_(self.w1, std=1.0 / math.sqrt(max(self.n_components, 1)))
+            for weight, fan_in in ((self.w0, self.n_features), (self.w1, self.n_components)):
+                if generator is None:
+                    nn.init.normal_(weight, std=1.0 / math.sqrt(max(fan_in, 1)))
+                else:
+                    draw = torch.randn(weight.shape, generator=generator, dtype=weight.dtype)
+                    weight.copy_(draw / math.sqrt(max(fan_in, 1)))
             self.o2.zero_()
             self.rho.zero_()
             if self.o1 is not None:
@@ -142,9 +153,16 @@ class ReducedRankModule(nn.Module):
         return self.activate(self.pre_activation(X)) + self.o2
 
     def neg_log_likelihood(self, mean: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        """Per-sample ``Σ_j ½ log v_j + (y_j − mean_j)² / (2 v_j)`` (n,), without the 2π term."""
-        log_v = self.log_v
-        return (0.5 * log_v + 0.5 * (Y - mean) ** 2 * torch.exp(-log_v)).sum(dim=1)
+        """Per-sample ``Σ_j ½ log v_j + (y_j − mean_j)² / (2 v_j)`` (n,), without the 2π term.
+
+        Squares and sums are taken in float64 (MPS: float32): a float32 square overflows
+        for residuals above ~1e19, which line searches of the exp link reach, and float32
+        sums over many targets lose the small decreases L-BFGS needs near the optimum.
+        """
+        wide = torch.float32 if mean.device.type == "mps" else torch.float64
+        log_v = self.log_v.to(wide)
+        resid = (Y - mean).to(wide)
+        return (0.5 * log_v + 0.5 * resid**2 * torch.exp(-log_v)).sum(dim=1)
 
     def penalty(self, w0_l1=0.0, w0_l2=0.0, w1_l1=0.0, w1_l2=0.0) -> torch.Tensor:
         """Elastic-net penalty on w0 and w1 (squared sums, not divided by n)."""

@@ -24,7 +24,7 @@ def standard_form(w0, w1, o1=None, o2=None, g=None):
     >>> import numpy as np
     >>> from skneuro.utils._linalg import standard_form
     >>> w0, w1, *_ = standard_form(np.array([[0.0, 1], [2, 0]]), np.array([[1.0, 0], [0, -1]]))
-    >>> w0.tolist(), w1.tolist()
+    >>> (w0 + 0.0).tolist(), (w1 + 0.0).tolist()  # + 0.0 turns LAPACK's -0.0 into 0.0
     ([[0.0, -1.0], [2.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]])
     """
     w0 = np.array(w0, dtype=np.float64)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 __all__ = ["EXPECTED_FAILED_CHECKS", "expected_failed_checks"]
 
-EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
+    "SumOfBumpsRegressor": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "the seeded k-means++ center initialisation draws differently from weighted rows than "
+            "from repeated rows, and float32 Adam amplifies the rounding differences beyond the "
+            "check's rtol=1e-7 (with a deterministic init in float64 the fits agree to ~1e-8)"
+        ),
+    },
+}
 
 
 def expected_failed_checks(estimator) -> dict[str, str]:
