@@ -79,8 +79,10 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"device={args.device}, torch threads={torch.get_num_threads()}, OMP_NUM_THREADS="
-          f"{os.environ['OMP_NUM_THREADS']}, torch {torch.__version__}")
+    print(
+        f"device={args.device}, torch threads={torch.get_num_threads()}, OMP_NUM_THREADS="
+        f"{os.environ['OMP_NUM_THREADS']}, torch {torch.__version__}"
+    )
     header = f"{'link':8s} {'method':22s} {'time (s)':>9s} {'NLL gap':>9s}   {'target':>16s}  {'original':>14s}"
     print(header)
     print("-" * len(header))
@@ -100,8 +102,10 @@ def main():
         t_s, g_s = TARGET[link]
         t_o, g_o = ORIGINAL[link]
         ok = "ok" if (seconds <= t_s and gap <= g_s) else "MISSED"
-        print(f"{link:8s} {'skneuro ' + est.solver_:22s} {seconds:9.2f} {gap:9.3f}   "
-              f"<= {g_s:.2f} in {t_s:4.2f}s {ok:6s} {t_o:5.1f}s / {g_o:.2f}")
+        print(
+            f"{link:8s} {'skneuro ' + est.solver_:22s} {seconds:9.2f} {gap:9.3f}   "
+            f"<= {g_s:.2f} in {t_s:4.2f}s {ok:6s} {t_o:5.1f}s / {g_o:.2f}"
+        )
         for name, ref in (("sklearn Ridge", Ridge(alpha=1.0)), ("sklearn PLSRegression(3)", PLSRegression(3))):
             t_r, g_r = reference_gap(ref, X_train, y_train, X_test, y_test, true_nll)
             print(f"{'':8s} {name:22s} {t_r:9.2f} {g_r:9.3f}")

@@ -32,7 +32,6 @@ def all_finite(params) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in params)
 
 
-
 class Objective:
     """Evaluates objective and gradient of one batch, chunk by chunk."""
 

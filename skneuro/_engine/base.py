@@ -130,9 +130,7 @@ def make_generators(random_state) -> tuple[torch.Generator, np.random.Generator]
     elif isinstance(random_state, np.random.Generator):
         seed = int(random_state.integers(0, 2**63 - 1))
     else:
-        raise ValueError(
-            f"random_state must be None, an int, a RandomState or a Generator; got {random_state!r}."
-        )
+        raise ValueError(f"random_state must be None, an int, a RandomState or a Generator; got {random_state!r}.")
     torch_gen = torch.Generator(device="cpu")
     torch_gen.manual_seed(seed)
     numpy_gen = np.random.default_rng(seed)

@@ -190,8 +190,14 @@ def fit_module(
         epoch_runner = AdamEpoch(optimizer, objective, params, hooks, batch_size, generator)
     else:
         optimizer = torch.optim.LBFGS(
-            params, lr=schedule(0), max_iter=1, max_eval=26, history_size=20, line_search_fn="strong_wolfe",
-            tolerance_grad=1e-12, tolerance_change=1e-14,
+            params,
+            lr=schedule(0),
+            max_iter=1,
+            max_eval=26,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-12,
+            tolerance_change=1e-14,
         )
         epoch_runner = LBFGSStepper(optimizer, objective, params, hooks)
     monitor = _Monitor(module, params, result, tol, n_iter_no_change, max_iter, verbose, log_terms)
@@ -214,7 +220,8 @@ def fit_module(
             if monitor.no_improve >= n_iter_no_change or stalled:
                 result.stop_reason = "converged"
                 break
-        if solver == "adam" and epoch_runner.full_batch and result.loss_curve:
+        if solver == "adam" and epoch_runner.full_batch and result.loss_curve and not hooks.modules:
+            # (with wandering modules the noisy trajectory is the point: keep where it ended)
             monitor.keep_final_if_better(objective)
     except NonFinite:
         result.stop_reason = "diverged"
@@ -233,8 +240,7 @@ def fit_module(
         result.stop_reason = "interrupted"
         monitor.restore_best()
         warnings.warn(
-            f"Training interrupted after {result.n_iter} epoch(s); the parameters of the best epoch "
-            "so far were kept.",
+            f"Training interrupted after {result.n_iter} epoch(s); the parameters of the best epoch so far were kept.",
             UserWarning,
             stacklevel=2,
         )

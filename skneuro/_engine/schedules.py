@@ -33,9 +33,7 @@ class LearningRateSchedule:
     @staticmethod
     def _check_lr(lr) -> float:
         if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (numbers.Real, np.floating, np.integer)):
-            raise TypeError(
-                f"learning_rate must be a positive float or a sequence of (epoch, lr) pairs; got {lr!r}."
-            )
+            raise TypeError(f"learning_rate must be a positive float or a sequence of (epoch, lr) pairs; got {lr!r}.")
         lr = float(lr)
         if not np.isfinite(lr) or lr <= 0:
             raise ValueError(f"learning_rate must be positive and finite; got {lr!r}.")
@@ -53,8 +51,7 @@ class LearningRateSchedule:
             pairs = [tuple(p) for p in learning_rate]
         except TypeError:
             raise TypeError(
-                "learning_rate must be a positive float or a sequence of (epoch, lr) pairs; "
-                f"got {learning_rate!r}."
+                f"learning_rate must be a positive float or a sequence of (epoch, lr) pairs; got {learning_rate!r}."
             ) from None
         if not pairs:
             raise ValueError("learning_rate: the schedule must contain at least one (epoch, lr) pair.")

@@ -208,8 +208,10 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         if self.solver == "lbfgs":
             for name in ("c_grad_std", "w_grad_std", "m_grad_gain"):
                 if getattr(self, name) != 0:
-                    raise ValueError(f"{name}={getattr(self, name)!r} needs solver='adam': gradient perturbations "
-                                     "break the L-BFGS line search.")
+                    raise ValueError(
+                        f"{name}={getattr(self, name)!r} needs solver='adam': gradient perturbations "
+                        "break the L-BFGS line search."
+                    )
         if self.n_bumps > n_samples:
             raise ValueError(f"n_bumps={self.n_bumps} must not exceed the number of samples, n_samples={n_samples}.")
 
@@ -234,7 +236,12 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
                 centers, _ = kmeans_plusplus(Xs, B, sample_weight=weights, random_state=seed)
                 return centers
             if self.init == "random":
-                return Xs[numpy_gen.choice(n, size=B, replace=False)]
+                candidates = np.flatnonzero(weights > 0)
+                if candidates.size < B:
+                    raise ValueError(
+                        f"init='random' needs n_bumps={B} rows with positive sample_weight; got {candidates.size}."
+                    )
+                return Xs[numpy_gen.choice(candidates, size=B, replace=False)]
             g = int(np.ceil(B ** (1.0 / D) - 1e-9))
             lo, hi = c_bounds
             lo = np.where(np.isfinite(lo), lo, Xs.min(axis=0))
@@ -242,8 +249,10 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             return lo + (hi - lo) * (_grid_cells(g, D, B, numpy_gen) + 0.5) / g
         centers = np.asarray(self.init, dtype=np.float64)
         if centers.shape != (B, D) or not np.isfinite(centers).all():
-            raise ValueError(f"init must be 'kmeans++', 'grid', 'random' or a finite array of shape "
-                             f"(n_bumps={B}, n_features={D}); got shape {centers.shape}.")
+            raise ValueError(
+                f"init must be 'kmeans++', 'grid', 'random' or a finite array of shape "
+                f"(n_bumps={B}, n_features={D}); got shape {centers.shape}."
+            )
         return (centers - self.x_mean_) / self.x_scale_
 
     def _initial_widths(self, centers):
@@ -261,8 +270,10 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             return np.full((B, D), float(self.width_init))
         widths = np.asarray(self.width_init, dtype=np.float64)
         if widths.shape != (B, D) or not np.isfinite(widths).all() or (widths <= 0).any():
-            raise ValueError(f"width_init must be 'auto', a positive float or a positive array of shape "
-                             f"(n_bumps={B}, n_features={D}); got shape {widths.shape}.")
+            raise ValueError(
+                f"width_init must be 'auto', a positive float or a positive array of shape "
+                f"(n_bumps={B}, n_features={D}); got shape {widths.shape}."
+            )
         return widths / self.x_scale_
 
     def _least_squares(self, Xs, Ys, weights, centers, widths, kappa):
@@ -289,8 +300,9 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         present = Xs[weights > 0]  # a zero weight is a row left out
         lo, hi = present.min(axis=0), present.max(axis=0)
         c_bounds = self._scaled_bounds("bounds", self.bounds, np.stack([lo, hi]), D, self.x_mean_, self.x_scale_)
-        w_bounds = self._scaled_bounds("width_bounds", self.width_bounds, np.array([[1e-3] * D, [10.0] * D]), D,
-                                       0.0, self.x_scale_, positive=True)
+        w_bounds = self._scaled_bounds(
+            "width_bounds", self.width_bounds, np.array([[1e-3] * D, [10.0] * D]), D, 0.0, self.x_scale_, positive=True
+        )
         centers = np.clip(self._initial_centers(Xs, weights, c_bounds, numpy_gen), c_bounds[0], c_bounds[1])
         widths = np.clip(self._initial_widths(centers), w_bounds[0], w_bounds[1])
         kappa = None if self.support_p is None else np.sqrt(-np.log(self.support_p))
@@ -298,10 +310,14 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         bump_class = SumOfBumpFcns if self.implementation == "fast" else SlowSumOfBumpFcns
         t = {"dtype": dtype}
         bumps = bump_class(
-            torch.as_tensor(centers, **t), torch.as_tensor(widths, **t),
+            torch.as_tensor(centers, **t),
+            torch.as_tensor(widths, **t),
             torch.as_tensor(magnitudes if self._multi_output else magnitudes[:, 0], **t),
-            c_bounds=torch.as_tensor(c_bounds, **t), w_bounds=torch.as_tensor(w_bounds, **t),
-            c_grad_std=self.c_grad_std, w_grad_std=self.w_grad_std, m_grad_gain=self.m_grad_gain,
+            c_bounds=torch.as_tensor(c_bounds, **t),
+            w_bounds=torch.as_tensor(w_bounds, **t),
+            c_grad_std=self.c_grad_std,
+            w_grad_std=self.w_grad_std,
+            m_grad_gain=self.m_grad_gain,
             support_p=self.support_p,
         )
         return BumpSumWithIntercept(bumps, intercept, fit_intercept=self.fit_intercept).to(device)
@@ -322,8 +338,9 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         self : object
         """
         warm = self.warm_start and hasattr(self, "module_")
-        X, y = validate_data(self, X, y, reset=not warm, multi_output=True, y_numeric=True,
-                             dtype=[np.float64, np.float32])
+        X, y = validate_data(
+            self, X, y, reset=not warm, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32]
+        )
         X = X.astype(np.float64, copy=False)
         y = y.astype(np.float64, copy=False)
         weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
@@ -355,11 +372,20 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             pred = pred[:, None] if squeeze else pred
             return (wb[:, None] * (yb - pred) ** 2).sum() / n_outputs
 
-        data = (torch.as_tensor(Xs, dtype=dtype), torch.as_tensor(Ys, dtype=dtype), torch.as_tensor(weights, dtype=dtype))
+        data = tuple(torch.as_tensor(a, dtype=dtype) for a in (Xs, Ys, weights))
         result = fit_module(
-            module, loss, data, solver=self.solver, max_iter=self.max_iter, learning_rate=self.learning_rate,
-            batch_size=self.batch_size, chunk_size=self.chunk_size, tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change, generator=torch_gen, verbose=self.verbose,
+            module,
+            loss,
+            data,
+            solver=self.solver,
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            chunk_size=self.chunk_size,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            generator=torch_gen,
+            verbose=self.verbose,
         )
         self.module_ = module
         self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
@@ -412,10 +438,16 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32]).astype(np.float64, copy=False)
         kappa = None if self.support_p is None else np.sqrt(-np.log(self.support_p))
-        return np.vstack([
-            _bump_activations(X[start : start + _ROWS_PER_CHUNK], self.centers_, self.widths_, kappa)
-            for start in range(0, max(X.shape[0], 1), _ROWS_PER_CHUNK)
-        ]) if X.shape[0] else np.zeros((0, self.centers_.shape[0]))
+        return (
+            np.vstack(
+                [
+                    _bump_activations(X[start : start + _ROWS_PER_CHUNK], self.centers_, self.widths_, kappa)
+                    for start in range(0, max(X.shape[0], 1), _ROWS_PER_CHUNK)
+                ]
+            )
+            if X.shape[0]
+            else np.zeros((0, self.centers_.shape[0]))
+        )
 
     def predict(self, X):
         """``intercept_ + Σ_b magnitudes_[b] φ_b(X)`` in float64.

@@ -91,8 +91,9 @@ def _as_tensor(name, value, dtype=None):
 def _check_bounds(name, bounds, n_dims, like, positive=False):
     if bounds is None:
         return None
-    b = torch.as_tensor(bounds.detach().clone() if isinstance(bounds, torch.Tensor) else bounds,
-                        dtype=like.dtype).to(like.device)
+    b = torch.as_tensor(bounds.detach().clone() if isinstance(bounds, torch.Tensor) else bounds, dtype=like.dtype).to(
+        like.device
+    )
     if b.ndim == 1 and b.shape[0] == 2 and n_dims == 1:
         b = b[:, None]
     if b.shape != (2, n_dims):
@@ -144,8 +145,10 @@ class _BumpBase(WanderingModule):
             if w.shape != c.shape:
                 raise ValueError(f"w must have the shape of c {tuple(c.shape)}; got {tuple(w.shape)}.")
             if m.ndim not in (1, 2) or m.shape[0] != c.shape[0]:
-                raise ValueError(f"m must have shape (n_bumps,) or (n_bumps, n_outputs) with n_bumps={c.shape[0]}; "
-                                 f"got {tuple(m.shape)}.")
+                raise ValueError(
+                    f"m must have shape (n_bumps,) or (n_bumps, n_outputs) with n_bumps={c.shape[0]}; "
+                    f"got {tuple(m.shape)}."
+                )
             self._multi_output = m.ndim == 2
         if bool((w <= 0).any()):
             raise ValueError("w (widths) must be positive.")
@@ -211,8 +214,7 @@ class _BumpBase(WanderingModule):
         self._perturb(c_noise, w_noise)
 
     def extra_repr(self) -> str:
-        return (f"n_bumps={self.n_bumps}, n_dims={self.n_dims}, n_outputs={self.n_outputs}, "
-                f"support_p={self.support_p}")
+        return f"n_bumps={self.n_bumps}, n_dims={self.n_dims}, n_outputs={self.n_outputs}, support_p={self.support_p}"
 
 
 class BumpFcn(_BumpBase):
@@ -242,26 +244,46 @@ class BumpFcn(_BumpBase):
     0.2706706
     """
 
-    def __init__(self, c, w, m, c_bounds=None, w_bounds=None, c_grad_std=0.0, w_grad_std=0.0, m_grad_gain=0.0,
-                 support_p=None):
+    def __init__(
+        self, c, w, m, c_bounds=None, w_bounds=None, c_grad_std=0.0, w_grad_std=0.0, m_grad_gain=0.0, support_p=None
+    ):
         super().__init__()
-        self._register(*self._setup(c, w, m, c_bounds, w_bounds, c_grad_std, w_grad_std, m_grad_gain, support_p,
-                                    single=True))
+        self._register(
+            *self._setup(c, w, m, c_bounds, w_bounds, c_grad_std, w_grad_std, m_grad_gain, support_p, single=True)
+        )
 
     @property
     def n_bumps(self) -> int:
         return 1
 
-    def _support_rows(self, x):
+    def _support_rows(self, x, sorted_first=None):
+        """Indices of the rows inside the support box (None: no cut-off).
+
+        ``sorted_first = (order, values)`` (``x[:, 0]`` sorted, with its argsort) lets the
+        rows be found by binary search on the first coordinate, so temporaries scale with
+        the rows in the bump's slab, not with n.
+        """
         kappa = self.kappa
         if kappa is None:
             return None
-        inside = ((x - self.c).abs() < kappa * self.w.abs()).all(dim=1)
-        return torch.nonzero(inside, as_tuple=False).reshape(-1)
+        with torch.no_grad():
+            half = kappa * self.w.abs()
+            if sorted_first is None:
+                candidates, xc = None, x
+            else:
+                order, values = sorted_first
+                lo = torch.searchsorted(values, self.c[0] - half[0], right=True)
+                hi = torch.searchsorted(values, self.c[0] + half[0], right=False)
+                candidates = order[int(lo) : max(int(hi), int(lo))]
+                xc = x[candidates]
+            inside = ((xc - self.c).abs() < half).all(dim=1)
+            rows = torch.nonzero(inside, as_tuple=False).reshape(-1)
+            return rows if candidates is None else candidates[rows]
 
     def _values(self, x):
-        phi = torch.exp(-(((x - self.c) / self.w) ** 2).sum(dim=1))
-        out = phi[:, None] * self.m
+        # The fast module's autograd function with one bump: it saves φ and x only.
+        phi = _SumOfBumpsFunction.apply(x, self.c[None], self.w[None], None)
+        out = phi * self.m
         return out if self._multi_output else out[:, 0]
 
     def forward(self, x, small_output=False):
@@ -358,11 +380,13 @@ class SumOfBumpFcns(_BumpBase):
     0.252355
     """
 
-    def __init__(self, c, w, m, c_bounds=None, w_bounds=None, c_grad_std=0.0, w_grad_std=0.0, m_grad_gain=0.0,
-                 support_p=None):
+    def __init__(
+        self, c, w, m, c_bounds=None, w_bounds=None, c_grad_std=0.0, w_grad_std=0.0, m_grad_gain=0.0, support_p=None
+    ):
         super().__init__()
-        self._register(*self._setup(c, w, m, c_bounds, w_bounds, c_grad_std, w_grad_std, m_grad_gain, support_p,
-                                    single=False))
+        self._register(
+            *self._setup(c, w, m, c_bounds, w_bounds, c_grad_std, w_grad_std, m_grad_gain, support_p, single=False)
+        )
 
     @property
     def n_bumps(self) -> int:
@@ -399,14 +423,23 @@ class SlowSumOfBumpFcns(_BumpBase):
     0.252355
     """
 
-    def __init__(self, c, w, m, c_bounds=None, w_bounds=None, c_grad_std=0.0, w_grad_std=0.0, m_grad_gain=0.0,
-                 support_p=None):
+    def __init__(
+        self, c, w, m, c_bounds=None, w_bounds=None, c_grad_std=0.0, w_grad_std=0.0, m_grad_gain=0.0, support_p=None
+    ):
         super().__init__()
-        c, w, m = self._setup(c, w, m, c_bounds, w_bounds, c_grad_std, w_grad_std, m_grad_gain, support_p,
-                              single=False)
+        c, w, m = self._setup(c, w, m, c_bounds, w_bounds, c_grad_std, w_grad_std, m_grad_gain, support_p, single=False)
         self.bump_fcns = nn.ModuleList(
-            BumpFcn(c[b], w[b], m[b], c_bounds=self.c_bounds, w_bounds=self.w_bounds, c_grad_std=self.c_grad_std,
-                    w_grad_std=self.w_grad_std, m_grad_gain=self.m_grad_gain, support_p=self.support_p)
+            BumpFcn(
+                c[b],
+                w[b],
+                m[b],
+                c_bounds=self.c_bounds,
+                w_bounds=self.w_bounds,
+                c_grad_std=self.c_grad_std,
+                w_grad_std=self.w_grad_std,
+                m_grad_gain=self.m_grad_gain,
+                support_p=self.support_p,
+            )
             for b in range(c.shape[0])
         )
         for bump in self.bump_fcns:
@@ -468,10 +501,21 @@ class SlowSumOfBumpFcns(_BumpBase):
         x = self._check_x(x)
         self._sync_settings()
         shape = (x.shape[0], self.n_outputs) if self._multi_output else (x.shape[0],)
-        out = x.new_zeros(shape)
+        sorted_first = None
+        if self.support_p is not None and x.shape[0] > 0:
+            values, order = torch.sort(x[:, 0])
+            sorted_first = (order, values)
+        parts = []
         for bump in self.bump_fcns:
-            rows, values = bump(x, small_output=True)
-            out = out.index_add(0, rows, values)
+            rows = bump._support_rows(x, sorted_first)
+            # An empty support still enters the graph, so the output always has a gradient.
+            parts.append((rows, bump._values(x if rows is None else x[rows])))
+        out = x.new_zeros(shape)
+        for rows, values in parts:
+            if rows is None:
+                out = out + values
+            else:
+                out.index_add_(0, rows, values)
         return out
 
     def to_fast(self) -> SumOfBumpFcns:
@@ -481,9 +525,15 @@ class SlowSumOfBumpFcns(_BumpBase):
 
 def _settings(module):
     return {
-        "c": module.c.detach().clone(), "w": module.w.detach().clone(), "m": module.m.detach().clone(),
-        "c_bounds": module.c_bounds, "w_bounds": module.w_bounds, "c_grad_std": module.c_grad_std,
-        "w_grad_std": module.w_grad_std, "m_grad_gain": module.m_grad_gain, "support_p": module.support_p,
+        "c": module.c.detach().clone(),
+        "w": module.w.detach().clone(),
+        "m": module.m.detach().clone(),
+        "c_bounds": module.c_bounds,
+        "w_bounds": module.w_bounds,
+        "c_grad_std": module.c_grad_std,
+        "w_grad_std": module.w_grad_std,
+        "m_grad_gain": module.m_grad_gain,
+        "support_p": module.support_p,
     }
 
 

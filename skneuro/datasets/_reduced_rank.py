@@ -89,12 +89,20 @@ def make_reduced_rank_regression(
     """
     if link not in _LINKS:
         raise ValueError(f"link must be one of {_LINKS}; got {link!r}.")
-    for name, value in (("n_samples", n_samples), ("n_features", n_features), ("n_targets", n_targets),
-                        ("n_components", n_components)):
+    for name, value in (
+        ("n_samples", n_samples),
+        ("n_features", n_features),
+        ("n_targets", n_targets),
+        ("n_components", n_components),
+    ):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(
-        random_state.randint(2**31 - 1) if isinstance(random_state, np.random.RandomState) else random_state
+    rng = (
+        random_state
+        if isinstance(random_state, np.random.Generator)
+        else np.random.default_rng(
+            random_state.randint(2**31 - 1) if isinstance(random_state, np.random.RandomState) else random_state
+        )
     )
     d, p, k = n_features, n_targets, n_components
     # every range is checked, used by this link or not, before anything is drawn

@@ -180,8 +180,9 @@ class _ReducedRankBase(
         d, k = params["w0"].shape
         # A throw-away local generator: the values are overwritten below, and the global RNG
         # must not be touched.
-        module = ReducedRankModule(d, params["w1"].shape[0], k, self._link, dtype=dtype, device=device,
-                                   generator=torch.Generator())
+        module = ReducedRankModule(
+            d, params["w1"].shape[0], k, self._link, dtype=dtype, device=device, generator=torch.Generator()
+        )
         values = dict(params)
         values["rho"] = _rho_from_v(params["v"], floor, scales)
         with torch.no_grad():
@@ -241,8 +242,9 @@ class _ReducedRankBase(
                 with torch.no_grad():
                     module.var_floor.copy_(torch.as_tensor(floor))
             else:
-                module = self._build_module(self._initial_params(X, Y, floor, scales, numpy_gen), floor, scales,
-                                            device, dtype)
+                module = self._build_module(
+                    self._initial_params(X, Y, floor, scales, numpy_gen), floor, scales, device, dtype
+                )
             for name in fixed:
                 getattr(module, "rho" if name == "v" else name).requires_grad_(False)
             lr = self.learning_rate
@@ -251,13 +253,24 @@ class _ReducedRankBase(
             data = (torch.tensor(X, dtype=dtype), torch.tensor(Y, dtype=dtype))
             penalty = None
             if self._penalised():
+
                 def penalty(m):
                     return m.penalty(self.w0_l1, self.w0_l2, self.w1_l1, self.w1_l2)
 
             result = fit_module(
-                module, _nll_sum, data, penalty=penalty, solver=solver, max_iter=self.max_iter,
-                learning_rate=lr, batch_size=self.batch_size, chunk_size=self.chunk_size, tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change, generator=torch_gen, verbose=self.verbose,
+                module,
+                _nll_sum,
+                data,
+                penalty=penalty,
+                solver=solver,
+                max_iter=self.max_iter,
+                learning_rate=lr,
+                batch_size=self.batch_size,
+                chunk_size=self.chunk_size,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                generator=torch_gen,
+                verbose=self.verbose,
                 log_terms=self._log_terms,
             )
             for name in fixed:
@@ -565,8 +578,13 @@ def _doc(name, link, summary, equation):
     extra = (_O1_DOC if link in ("sigmoid", "relu") else "") + (_G_DOC if link in ("sigmoid", "exp") else "")
     others = [n for n in ("RRLinearRegressor", "RRSigmoidRegressor", "RRExpRegressor", "RRReluRegressor") if n != name]
     doc = _COMMON_DOC.format(
-        summary=summary, equation=equation, fixed=", ".join(_LINK_PARAMS[link]), extra_attributes=extra,
-        see_also="\n    ".join(f"{n} : The same model with another link." for n in others), name=name, link=link,
+        summary=summary,
+        equation=equation,
+        fixed=", ".join(_LINK_PARAMS[link]),
+        extra_attributes=extra,
+        see_also="\n    ".join(f"{n} : The same model with another link." for n in others),
+        name=name,
+        link=link,
     )
     holder = type("_Doc", (), {"__doc__": doc})
     fill_doc(max_iter=300, learning_rate="None (0.01 for adam, 1.0 for lbfgs)", tol=1e-4, n_iter_no_change=10)(holder)
@@ -575,7 +593,9 @@ def _doc(name, link, summary, equation):
 
 class RRLinearRegressor(_ReducedRankBase):
     __doc__ = _doc(
-        "RRLinearRegressor", "linear", "Linear reduced-rank regression with per-target noise variances.",
+        "RRLinearRegressor",
+        "linear",
+        "Linear reduced-rank regression with per-target noise variances.",
         r"\operatorname{mean}(X) = X w_0 w_1^\top + o_2",
     )
     _link = "linear"
@@ -583,7 +603,9 @@ class RRLinearRegressor(_ReducedRankBase):
 
 class RRSigmoidRegressor(_ReducedRankBase):
     __doc__ = _doc(
-        "RRSigmoidRegressor", "sigmoid", "Reduced-rank regression through a saturating sigmoid.",
+        "RRSigmoidRegressor",
+        "sigmoid",
+        "Reduced-rank regression through a saturating sigmoid.",
         r"\operatorname{mean}(X) = g \odot \sigma(X w_0 w_1^\top + o_1) + o_2",
     )
     _link = "sigmoid"
@@ -591,7 +613,9 @@ class RRSigmoidRegressor(_ReducedRankBase):
 
 class RRExpRegressor(_ReducedRankBase):
     __doc__ = _doc(
-        "RRExpRegressor", "exp", "Reduced-rank regression through an expansive exponential.",
+        "RRExpRegressor",
+        "exp",
+        "Reduced-rank regression through an expansive exponential.",
         r"\operatorname{mean}(X) = g \odot \varphi(X w_0 w_1^\top) + o_2,\quad "
         r"\varphi(a) = e^a\ (a \le 20),\ e^{20}(1 + a - 20)\ (a > 20)",
     )
@@ -600,7 +624,9 @@ class RRExpRegressor(_ReducedRankBase):
 
 class RRReluRegressor(_ReducedRankBase):
     __doc__ = _doc(
-        "RRReluRegressor", "relu", "Reduced-rank regression through a threshold-linear (relu) link.",
+        "RRReluRegressor",
+        "relu",
+        "Reduced-rank regression through a threshold-linear (relu) link.",
         r"\operatorname{mean}(X) = \max(X w_0 w_1^\top + o_1, 0) + o_2",
     )
     _link = "relu"

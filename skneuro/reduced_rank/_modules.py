@@ -78,13 +78,15 @@ class ReducedRankModule(nn.Module):
     torch.Size([5, 4])
     """
 
-    def __init__(self, n_features, n_targets, n_components, link="linear", *, dtype=None, device=None,
-                 generator=None):
+    def __init__(self, n_features, n_targets, n_components, link="linear", *, dtype=None, device=None, generator=None):
         super().__init__()
         if link not in LINKS:
             raise ValueError(f"link must be one of {LINKS}; got {link!r}.")
         self.n_features, self.n_targets, self.n_components, self.link = (
-            int(n_features), int(n_targets), int(n_components), link,
+            int(n_features),
+            int(n_targets),
+            int(n_components),
+            link,
         )
         kw = {"dtype": dtype, "device": device}
         d, p, k = self.n_features, self.n_targets, self.n_components

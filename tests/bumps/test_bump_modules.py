@@ -56,8 +56,9 @@ def test_two_outputs_are_separate_columns(cls):
     for k in range(2):
         column = _two_bumps(cls, m=[m[0][k], m[1][k]])(x)
         np.testing.assert_allclose(_value(out[:, k]), _value(column), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(_value(out[0]), [2 * math.exp(-2) - math.exp(-4), 0.5 * math.exp(-2) + 3 * math.exp(-4)],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        _value(out[0]), [2 * math.exp(-2) - math.exp(-4), 0.5 * math.exp(-2) + 3 * math.exp(-4)], rtol=1e-12
+    )
 
 
 def test_single_bump_vector_magnitude():
@@ -154,8 +155,9 @@ def test_gradcheck_bump_fcn(K):
     def f(x, c, w, m):
         return functional_call(module, {"c": c, "w": w, "m": m.reshape(-1)}, (x,))
 
-    assert torch.autograd.gradcheck(f, (x, c[0].detach().requires_grad_(), w[0].detach().requires_grad_(),
-                                        m[0].detach().requires_grad_()))
+    assert torch.autograd.gradcheck(
+        f, (x, c[0].detach().requires_grad_(), w[0].detach().requires_grad_(), m[0].detach().requires_grad_())
+    )
 
 
 @pytest.mark.parametrize("K", [None, 2])
@@ -173,7 +175,7 @@ def test_gradcheck_activations_with_support():
     """The custom backward, including the input gradient, away from the box edges."""
     x, c, w, _ = _gradcheck_inputs(seed=1, n=20)
     for kappa in (None, 1.5):
-        assert torch.autograd.gradcheck(lambda x, c, w: _SumOfBumpsFunction.apply(x, c, w, kappa), (x, c, w))
+        assert torch.autograd.gradcheck(lambda x, c, w, k=kappa: _SumOfBumpsFunction.apply(x, c, w, k), (x, c, w))
 
 
 @pytest.mark.parametrize("K", [None, 2])
@@ -200,8 +202,7 @@ def test_analytic_center_and_width_derivatives():
     f(x).sum().backward()
     phi = math.exp(-(((1.1 - 0.3) / 0.8) ** 2 + ((0.4 + 0.2) / 1.5) ** 2))
     np.testing.assert_allclose(_value(f.c.grad[0]), [phi * 2 * 0.8 / 0.8**2, phi * 2 * 0.6 / 1.5**2], rtol=1e-12)
-    np.testing.assert_allclose(_value(f.w.grad[0]), [phi * 2 * 0.8**2 / 0.8**3, phi * 2 * 0.6**2 / 1.5**3],
-                               rtol=1e-12)
+    np.testing.assert_allclose(_value(f.w.grad[0]), [phi * 2 * 0.8**2 / 0.8**3, phi * 2 * 0.6**2 / 1.5**3], rtol=1e-12)
 
 
 def test_float32_differences_do_not_cancel():
@@ -246,8 +247,9 @@ def test_bounds_are_optional(cls):
 
 
 def test_bounds_are_buffers():
-    f = SumOfBumpFcns(torch.zeros(2, 1), torch.ones(2, 1), torch.ones(2), c_bounds=[[0.0], [1.0]],
-                      w_bounds=[[0.5], [2.0]])
+    f = SumOfBumpFcns(
+        torch.zeros(2, 1), torch.ones(2, 1), torch.ones(2), c_bounds=[[0.0], [1.0]], w_bounds=[[0.5], [2.0]]
+    )
     buffers = dict(f.named_buffers())
     assert buffers["c_bounds"].shape == (2, 1) and buffers["w_bounds"].shape == (2, 1)
     assert set(dict(f.named_parameters())) == {"c", "w", "m"}
@@ -298,11 +300,18 @@ def test_inputs_are_copied_and_never_modified(cls):
 def test_empty_input_gives_empty_output(cls):
     """The original BumpFcn raised IndexError on zero rows."""
     single = cls is BumpFcn
-    f = cls(torch.zeros(2) if single else torch.zeros(3, 2), torch.ones(2) if single else torch.ones(3, 2),
-            1.0 if single else torch.ones(3), support_p=0.01)
+    f = cls(
+        torch.zeros(2) if single else torch.zeros(3, 2),
+        torch.ones(2) if single else torch.ones(3, 2),
+        1.0 if single else torch.ones(3),
+        support_p=0.01,
+    )
     assert f(torch.zeros(0, 2)).shape == (0,)
-    g = cls(torch.zeros(2) if single else torch.zeros(3, 2), torch.ones(2) if single else torch.ones(3, 2),
-            torch.ones(2) if single else torch.ones(3, 2))
+    g = cls(
+        torch.zeros(2) if single else torch.zeros(3, 2),
+        torch.ones(2) if single else torch.ones(3, 2),
+        torch.ones(2) if single else torch.ones(3, 2),
+    )
     assert g(torch.zeros(0, 2)).shape == (0, 2)
 
 
@@ -311,8 +320,12 @@ def test_empty_input_gives_empty_output(cls):
 def test_negative_width_gives_the_output_of_its_absolute_value(cls, support_p):
     """The original inverted the support box for w < 0 (output 0 even at the center)."""
     single = cls is BumpFcn
-    f = cls(torch.zeros(1) if single else torch.zeros(1, 1), torch.ones(1) if single else torch.ones(1, 1),
-            1.0 if single else torch.ones(1), support_p=support_p)
+    f = cls(
+        torch.zeros(1) if single else torch.zeros(1, 1),
+        torch.ones(1) if single else torch.ones(1, 1),
+        1.0 if single else torch.ones(1),
+        support_p=support_p,
+    )
     x = torch.linspace(-3, 3, 61)[:, None]
     positive = f(x).detach().clone()
     widths = [f.w] if not isinstance(f, SlowSumOfBumpFcns) else [b.w for b in f.bump_fcns]
@@ -339,8 +352,11 @@ def test_module_properties_and_repr():
 @pytest.mark.parametrize("support_p", [None, 0.05])
 def test_conversions_preserve_the_function(support_p):
     gen = torch.Generator().manual_seed(3)
-    c, w, m = torch.randn(5, 2, generator=gen, dtype=F64), 0.5 + torch.rand(5, 2, generator=gen, dtype=F64), \
-        torch.randn(5, 2, generator=gen, dtype=F64)
+    c, w, m = (
+        torch.randn(5, 2, generator=gen, dtype=F64),
+        0.5 + torch.rand(5, 2, generator=gen, dtype=F64),
+        torch.randn(5, 2, generator=gen, dtype=F64),
+    )
     fast = SumOfBumpFcns(c, w, m, c_bounds=[[-1.0, -1.0], [1.0, 1.0]], c_grad_std=0.3, support_p=support_p)
     slow = fast.to_slow()
     assert slow.c_grad_std == 0.3 and slow.support_p == support_p and torch.equal(slow.c_bounds, fast.c_bounds)
@@ -421,15 +437,22 @@ def test_support_p_outside_open_unit_interval_is_rejected(cls, p):
     """The original: 0 gave a divide warning, 1 / >1 / <0 a silent all-zero output."""
     single = cls is BumpFcn
     with pytest.raises(ValueError, match="support_p"):
-        cls(torch.zeros(1) if single else torch.zeros(1, 1), torch.ones(1) if single else torch.ones(1, 1),
-            1.0 if single else torch.ones(1), support_p=p)
+        cls(
+            torch.zeros(1) if single else torch.zeros(1, 1),
+            torch.ones(1) if single else torch.ones(1, 1),
+            1.0 if single else torch.ones(1),
+            support_p=p,
+        )
 
 
 @pytest.mark.parametrize("cls", [BumpFcn, *SUMS])
 def test_forward_rejects_wrong_width(cls):
     single = cls is BumpFcn
-    f = cls(torch.zeros(2) if single else torch.zeros(1, 2), torch.ones(2) if single else torch.ones(1, 2),
-            1.0 if single else torch.ones(1))
+    f = cls(
+        torch.zeros(2) if single else torch.zeros(1, 2),
+        torch.ones(2) if single else torch.ones(1, 2),
+        1.0 if single else torch.ones(1),
+    )
     with pytest.raises(ValueError, match=r"\bx\b"):
         f(torch.zeros(4, 3))
 

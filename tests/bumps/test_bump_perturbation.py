@@ -13,13 +13,17 @@ SIGMA = 2.0
 def _module(cls, B=1, D=1, dtype=torch.float32, **kwargs):
     if cls is BumpFcn:
         return cls(torch.zeros(D, dtype=dtype), torch.ones(D, dtype=dtype), torch.tensor(2.0, dtype=dtype), **kwargs)
-    return cls(torch.zeros(B, D, dtype=dtype), torch.ones(B, D, dtype=dtype), torch.full((B,), 2.0, dtype=dtype),
-               **kwargs)
+    return cls(
+        torch.zeros(B, D, dtype=dtype), torch.ones(B, D, dtype=dtype), torch.full((B,), 2.0, dtype=dtype), **kwargs
+    )
 
 
 def _grad(module, name):
-    return getattr(module, name).grad if not isinstance(module, SlowSumOfBumpFcns) else \
-        torch.stack([getattr(b, name).grad for b in module.bump_fcns]).reshape(getattr(module, name).shape)
+    return (
+        getattr(module, name).grad
+        if not isinstance(module, SlowSumOfBumpFcns)
+        else torch.stack([getattr(b, name).grad for b in module.bump_fcns]).reshape(getattr(module, name).shape)
+    )
 
 
 def _zero_grads(module):
@@ -102,8 +106,7 @@ def test_m_grad_gain_subtracts_exactly_and_builds_no_graph(cls):
     if cls is BumpFcn:
         module = cls(torch.zeros(2), torch.ones(2), torch.tensor(1.3), m_grad_gain=0.7)
     else:
-        module = cls(torch.randn(B, 2, generator=gen), torch.ones(B, 2), torch.randn(B, generator=gen),
-                     m_grad_gain=0.7)
+        module = cls(torch.randn(B, 2, generator=gen), torch.ones(B, 2), torch.randn(B, generator=gen), m_grad_gain=0.7)
     x = torch.randn(50, 2, generator=gen)
     (module(x) ** 2).sum().backward()
     g = _grad(module, "m").clone()
@@ -138,3 +141,16 @@ def test_noise_adds_to_an_existing_gradient():
     reference = _module(SumOfBumpFcns, B=2, D=2, c_grad_std=0.5)
     reference.pert_grads(torch.Generator().manual_seed(0))
     torch.testing.assert_close(module.c.grad, 3.0 + reference.c.grad, rtol=0, atol=1e-6)
+
+
+def test_nothing_is_drawn_for_a_zero_std():
+    module = _module(SumOfBumpFcns, B=3, D=2, dtype=torch.float64, w_grad_std=1.0)
+    gen = torch.Generator().manual_seed(9)
+    module.pert_grads(gen)
+    expected = torch.randn((3, 2), generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    assert torch.equal(module.w.grad, expected)  # the first draw went to w: none was made for c
+    quiet = _module(SumOfBumpFcns, B=3, D=2)
+    gen = torch.Generator().manual_seed(9)
+    state = gen.get_state()
+    quiet.pert_grads(gen)
+    assert torch.equal(gen.get_state(), state)

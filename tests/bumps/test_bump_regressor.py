@@ -77,8 +77,9 @@ def test_predict_equals_the_formula_and_the_module(support_p, multioutput):
     # the trained float32 module, on the standardised scale, agrees
     with torch.no_grad():
         out = model.module_(torch.as_tensor((X_new - model.x_mean_) / model.x_scale_, dtype=torch.float32))
-    module_prediction = out.double().numpy() * model.y_scale_.reshape(-1 if multioutput else ()) + \
-        model.y_mean_.reshape(-1 if multioutput else ())
+    module_prediction = out.double().numpy() * model.y_scale_.reshape(
+        -1 if multioutput else ()
+    ) + model.y_mean_.reshape(-1 if multioutput else ())
     if not multioutput:
         module_prediction = module_prediction.reshape(-1)
     np.testing.assert_allclose(prediction, module_prediction, rtol=1e-5, atol=1e-5 * np.abs(y).max())
@@ -132,8 +133,9 @@ def test_canonical_order_and_module_agree():
     norms = np.abs(model.magnitudes_)
     assert np.all(np.diff(norms) <= 0)
     bumps = model.module_.bumps
-    np.testing.assert_allclose(model.x_mean_ + model.x_scale_ * bumps.c.detach().double().numpy(), model.centers_,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        model.x_mean_ + model.x_scale_ * bumps.c.detach().double().numpy(), model.centers_, rtol=1e-12
+    )
     np.testing.assert_allclose(model.y_scale_[0] * bumps.m.detach().double().numpy(), model.magnitudes_, rtol=1e-12)
 
 
@@ -159,8 +161,12 @@ def test_same_seed_identical_attributes():
 
 def test_slow_implementation_fits_the_same_model():
     X, y = _one_bump(n=300, noise=0.05)
-    fits = [SumOfBumpsRegressor(n_bumps=3, implementation=impl, dtype="float64", support_p=0.01, max_iter=30,
-                                random_state=0).fit(X, y) for impl in ("fast", "slow")]
+    fits = [
+        SumOfBumpsRegressor(
+            n_bumps=3, implementation=impl, dtype="float64", support_p=0.01, max_iter=30, random_state=0
+        ).fit(X, y)
+        for impl in ("fast", "slow")
+    ]
     assert isinstance(fits[0].module_.bumps, SumOfBumpFcns)
     assert isinstance(fits[1].module_.bumps, SlowSumOfBumpFcns)
     for name in ("centers_", "widths_", "magnitudes_", "intercept_"):

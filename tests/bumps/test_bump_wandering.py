@@ -56,20 +56,35 @@ def test_slow_equals_fast_outputs_and_gradients(dtype, support_p):
 def test_slow_equals_fast_after_noisy_adam_steps(dtype, support_p):
     c, w, m, x, _ = _problem(dtype, seed=1)
     y = torch.sin(3 * x).sum(1)
-    settings = {"c_bounds": [[0.0] * D, [1.0] * D], "w_bounds": [[0.05] * D, [1.0] * D], "c_grad_std": 0.5,
-                "w_grad_std": 0.2, "m_grad_gain": 0.1, "support_p": support_p}
+    settings = {
+        "c_bounds": [[0.0] * D, [1.0] * D],
+        "w_bounds": [[0.05] * D, [1.0] * D],
+        "c_grad_std": 0.5,
+        "w_grad_std": 0.2,
+        "m_grad_gain": 0.1,
+        "support_p": support_p,
+    }
     modules = [SumOfBumpFcns(c, w, m, **settings), SlowSumOfBumpFcns(c, w, m, **settings)]
     for module in modules:
-        result = fit_module(module, _squared_error, (x, y), max_iter=20, learning_rate=0.01, tol=0.0,
-                            n_iter_no_change=1000, generator=torch.Generator().manual_seed(5),
-                            warn_not_converged=False)
+        result = fit_module(
+            module,
+            _squared_error,
+            (x, y),
+            max_iter=20,
+            learning_rate=0.01,
+            tol=0.0,
+            n_iter_no_change=1000,
+            generator=torch.Generator().manual_seed(5),
+            warn_not_converged=False,
+        )
         assert result.n_updates == 20
     fast, slow = modules
     assert not torch.equal(fast.c.detach(), c)  # it moved
     tol = TOLERANCE[dtype]
     for name in "cwm":
-        np.testing.assert_allclose(getattr(slow, name).detach().numpy(), getattr(fast, name).detach().numpy(),
-                                   rtol=0, atol=tol)
+        np.testing.assert_allclose(
+            getattr(slow, name).detach().numpy(), getattr(fast, name).detach().numpy(), rtol=0, atol=tol
+        )
 
 
 # --------------------------------------------------------------- wandering
@@ -78,8 +93,9 @@ N_SEEDS, N_WALK_BUMPS, N_STEPS = 64, 4, 200
 
 def _walk(seed, c_grad_std):
     """Bumps with m = 0 on y = 0: the loss is flat; record centers after steps 100 and 200."""
-    module = SumOfBumpFcns(torch.zeros(N_WALK_BUMPS, 2), torch.ones(N_WALK_BUMPS, 2), torch.zeros(N_WALK_BUMPS),
-                           c_grad_std=c_grad_std)
+    module = SumOfBumpFcns(
+        torch.zeros(N_WALK_BUMPS, 2), torch.ones(N_WALK_BUMPS, 2), torch.zeros(N_WALK_BUMPS), c_grad_std=c_grad_std
+    )
     x = torch.linspace(-1, 1, 16)[:, None].repeat(1, 2)
     y = torch.zeros(16)
     snapshots = {}
@@ -88,9 +104,18 @@ def _walk(seed, c_grad_std):
         if epoch + 1 in (100, 200):
             snapshots[epoch + 1] = module.c.detach().clone()
 
-    result = fit_module(module, _squared_error, (x, y), max_iter=N_STEPS, learning_rate=0.01, tol=0.0,
-                        n_iter_no_change=10 * N_STEPS, generator=torch.Generator().manual_seed(seed),
-                        callback=record, warn_not_converged=False)
+    result = fit_module(
+        module,
+        _squared_error,
+        (x, y),
+        max_iter=N_STEPS,
+        learning_rate=0.01,
+        tol=0.0,
+        n_iter_no_change=10 * N_STEPS,
+        generator=torch.Generator().manual_seed(seed),
+        callback=record,
+        warn_not_converged=False,
+    )
     assert result.n_updates == N_STEPS
     return module, snapshots
 
