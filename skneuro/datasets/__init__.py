@@ -1,5 +1,6 @@
 """Simulators with known ground truth (numpy in, numpy out)."""
 
+from ._latent_regression import make_multi_subject_latent_regression
 from ._reduced_rank import make_reduced_rank_regression
 
-__all__ = ["make_reduced_rank_regression"]
+__all__ = ["make_multi_subject_latent_regression", "make_reduced_rank_regression"]

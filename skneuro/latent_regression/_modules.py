@@ -1,0 +1,332 @@
+r"""Torch modules of multi-subject latent regression.
+
+Subject s has input groups g = 1..G with inputs ``X_sg (n, d_sg)`` and output groups
+h = 1..H with ``e_sh`` neurons. Shared predictors map neuron properties to modes,
+``P_sg = π_g(R_sg) (d_sg, K)`` and ``U_sh = υ_h(Q_sh) (e_sh, K)``, then
+
+.. math::
+
+    l_{sg} = X_{sg} P_{sg} \;[\odot |a_{sg}| + b_{sg}], \qquad
+    [t_1 \dots t_H] = m(l_1 \dots l_G), \qquad
+    \mu_{sh} = (t_h U_{sh}^\top) \odot c_{sh} + o_{sh} \;[+ X_{sg} \odot \delta_{s,gh}],
+
+with ``Y_sh ~ N(μ_sh, diag ψ_sh)``, ``ψ = min_var + softplus(ρ)``. The predictors π, υ and
+the mapping m are shared; scales c, offsets o, ρ, the latent affine (a, b) and the direct
+maps δ belong to each subject.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = [
+    "IdentityMapping",
+    "LinearMapping",
+    "ModePredictorMLP",
+    "MultiSubjectLatentRegModule",
+    "SubjectModel",
+    "subject_key",
+]
+
+SUBJECT_PARAMS = ("scales", "offsets", "latent_affine")
+
+
+def subject_key(subject_id) -> str:
+    """The ``ModuleDict`` key of a subject: ``"s_" + str(subject_id)`` with ``%`` and ``.`` escaped.
+
+    The prefix keeps ids such as ``"train"`` clear of ``nn.Module`` attribute names. Ids
+    with the same string form (``7`` and ``"7"``) share a key; callers reject such pairs.
+
+    Examples
+    --------
+    >>> from skneuro.latent_regression._modules import subject_key
+    >>> subject_key("2024.01"), subject_key(7), subject_key("train")
+    ('s_2024%2E01', 's_7', 's_train')
+    """
+    return "s_" + str(subject_id).replace("%", "%25").replace(".", "%2E")
+
+
+class IdentityMapping(nn.Module):
+    """Mapping ``t_h = l_h`` (needs as many input as output groups).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro.latent_regression import IdentityMapping
+    >>> IdentityMapping()([torch.ones(2, 3)])[0].shape
+    torch.Size([2, 3])
+    """
+
+    def forward(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
+        return list(latents)
+
+
+class LinearMapping(nn.Module):
+    """Mapping ``[t_1 … t_H] = [l_1 … l_G] W`` with ``W`` of shape (G·K, H·K), no bias.
+
+    ``W`` starts as stacked identities: every output group receives the sum of the input
+    groups' latents.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro.latent_regression import LinearMapping
+    >>> m = LinearMapping(2, 1, 1)
+    >>> m([torch.tensor([[1.0]]), torch.tensor([[2.0]])])[0].item()
+    3.0
+    """
+
+    def __init__(self, n_input_groups: int, n_output_groups: int, n_components: int, *, dtype=None, device=None):
+        super().__init__()
+        self.n_input_groups, self.n_output_groups, self.n_components = n_input_groups, n_output_groups, n_components
+        eye = torch.eye(n_components, dtype=dtype, device=device)
+        self.weight = nn.Parameter(eye.repeat(n_input_groups, n_output_groups))
+
+    def forward(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
+        if len(latents) != self.n_input_groups:
+            raise ValueError(f"mapping expects {self.n_input_groups} input groups; got {len(latents)}.")
+        out = torch.cat(list(latents), dim=1) @ self.weight
+        return list(out.split(self.n_components, dim=1))
+
+    def extra_repr(self) -> str:
+        return f"{self.n_input_groups} groups -> {self.n_output_groups} groups, n_components={self.n_components}"
+
+
+class ModePredictorMLP(nn.Module):
+    """A tanh multilayer perceptron from neuron properties (n, q) to modes (n, K).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro.latent_regression import ModePredictorMLP
+    >>> ModePredictorMLP(3, 2, hidden_layer_sizes=(8,))(torch.zeros(5, 3)).shape
+    torch.Size([5, 2])
+    """
+
+    def __init__(self, n_properties: int, n_components: int, hidden_layer_sizes=(64, 64), *, dtype=None, device=None):
+        super().__init__()
+        sizes = [n_properties, *hidden_layer_sizes, n_components]
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b, dtype=dtype, device=device))
+            if i < len(sizes) - 2:
+                layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, properties: torch.Tensor) -> torch.Tensor:
+        return self.net(properties)
+
+
+def _softplus_inverse(value: float) -> float:
+    return value + math.log(-math.expm1(-value))
+
+
+class SubjectModel(nn.Module):
+    """Per-subject parameters and the likelihood of one subject.
+
+    Parameters
+    ----------
+    n_inputs, n_outputs : sequence of int
+        Columns per input group and neurons per output group.
+    n_components : int
+    subject_params : collection of {"scales", "offsets", "latent_affine"}
+        Learned per-subject parts; the others are fixed at ``c = 1``, ``o = 0``,
+        ``a = 1``, ``b = 0`` (kept with ``requires_grad=False``).
+    min_var : float
+        Floor of the noise variances ``ψ = min_var + softplus(ρ)``.
+    direct_pairs : sequence of (g, h)
+        Diagonal direct maps ``X_g ⊙ δ_gh`` added to output group h (needs equal sizes).
+    input_modes, output_modes : sequence of tensor or None
+        Fixed modes per group (registered as buffers), None where predicted.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro.latent_regression import SubjectModel, IdentityMapping
+    >>> s = SubjectModel([2], [2], 1, ("scales", "offsets"), min_var=1e-3)
+    >>> means = s([torch.tensor([[1.0, 2.0]])], [torch.tensor([[1.0], [1.0]])],
+    ...           [torch.tensor([[2.0], [3.0]])], IdentityMapping())
+    >>> means[0].tolist()
+    [[6.0, 9.0]]
+    """
+
+    def __init__(
+        self,
+        n_inputs,
+        n_outputs,
+        n_components,
+        subject_params=("scales", "offsets"),
+        min_var=1e-3,
+        direct_pairs=(),
+        input_modes=None,
+        output_modes=None,
+        *,
+        dtype=None,
+        device=None,
+    ):
+        super().__init__()
+        kw = {"dtype": dtype, "device": device}
+        self.n_inputs, self.n_outputs = tuple(int(v) for v in n_inputs), tuple(int(v) for v in n_outputs)
+        self.n_components = int(n_components)
+        self.subject_params = tuple(subject_params)
+        unknown = [p for p in self.subject_params if p not in SUBJECT_PARAMS]
+        if unknown:
+            raise ValueError(f"subject_params entries must be among {SUBJECT_PARAMS}; got {unknown}.")
+        self.min_var = float(min_var)
+        self.direct_pairs = tuple((int(g), int(h)) for g, h in direct_pairs)
+        for g, h in self.direct_pairs:
+            if not (0 <= g < len(self.n_inputs) and 0 <= h < len(self.n_outputs)):
+                raise ValueError(f"direct_pairs entry {(g, h)} names a group that does not exist.")
+            if self.n_inputs[g] != self.n_outputs[h]:
+                raise ValueError(
+                    f"direct_pairs entry {(g, h)} needs input group {g} ({self.n_inputs[g]} columns) "
+                    f"and output group {h} ({self.n_outputs[h]} neurons) of equal size."
+                )
+        K = self.n_components
+
+        def plist(sizes, value, learned):
+            return nn.ParameterList(nn.Parameter(torch.full((n,), value, **kw), requires_grad=learned) for n in sizes)
+
+        self.scales = plist(self.n_outputs, 1.0, "scales" in self.subject_params)
+        self.offsets = plist(self.n_outputs, 0.0, "offsets" in self.subject_params)
+        self.rho = plist(self.n_outputs, _softplus_inverse(1.0), True)
+        affine = "latent_affine" in self.subject_params
+        self.latent_scales = plist([K] * len(self.n_inputs), 1.0, affine)
+        self.latent_offsets = plist([K] * len(self.n_inputs), 0.0, affine)
+        self.direct = plist([self.n_inputs[g] for g, _ in self.direct_pairs], 0.0, True)
+        for prefix, modes, sizes in (
+            ("input_modes", input_modes, self.n_inputs),
+            ("output_modes", output_modes, self.n_outputs),
+        ):
+            modes = [None] * len(sizes) if modes is None else list(modes)
+            if len(modes) != len(sizes):
+                raise ValueError(f"{prefix} must have one entry per group ({len(sizes)}); got {len(modes)}.")
+            for i, m in enumerate(modes):
+                mode_dtype = dtype if dtype is not None else torch.get_default_dtype()
+                tensor = None if m is None else torch.as_tensor(m, dtype=mode_dtype, device=device).clone()
+                if tensor is not None and tensor.shape != (sizes[i], K):
+                    raise ValueError(
+                        f"{prefix}[{i}] must have shape ({sizes[i]}, n_components={K}); got {tuple(tensor.shape)}."
+                    )
+                self.register_buffer(f"{prefix}_{i}", tensor)
+
+    def fixed_modes(self, kind: str, group: int):
+        """The fixed modes of a group (``kind`` "input" or "output"), or None."""
+        return getattr(self, f"{kind}_modes_{group}")
+
+    def psi(self, group: int) -> torch.Tensor:
+        """Noise variances ``min_var + softplus(ρ)`` of an output group."""
+        return self.min_var + nn.functional.softplus(self.rho[group])
+
+    def forward(self, x, input_modes, output_modes, mapping) -> list[torch.Tensor]:
+        """Means ``μ_h`` (n, e_h) of every output group from inputs and modes (lists per group)."""
+        if len(x) != len(self.n_inputs) or len(input_modes) != len(self.n_inputs):
+            raise ValueError(
+                f"expected {len(self.n_inputs)} input group(s) of x and of input modes; "
+                f"got {len(x)} and {len(input_modes)}."
+            )
+        if len(output_modes) != len(self.n_outputs):
+            raise ValueError(f"expected {len(self.n_outputs)} output group(s) of modes; got {len(output_modes)}.")
+        latents = [xg @ pg for xg, pg in zip(x, input_modes)]
+        if "latent_affine" in self.subject_params:
+            latents = [lg * a.abs() + b for lg, a, b in zip(latents, self.latent_scales, self.latent_offsets)]
+        targets = mapping(latents)
+        if len(targets) != len(self.n_outputs):
+            raise ValueError(
+                f"mapping returned {len(targets)} groups; the subject has {len(self.n_outputs)} output groups."
+            )
+        means = [(t @ u.T) * c + o for t, u, c, o in zip(targets, output_modes, self.scales, self.offsets)]
+        for (g, h), delta in zip(self.direct_pairs, self.direct):
+            means[h] = means[h] + x[g] * delta
+        return means
+
+    def neg_log_likelihood(self, y, means) -> torch.Tensor:
+        """Per-sample ``Σ_h Σ_j ½ log(2π ψ_hj) + (y_hj − μ_hj)² / (2 ψ_hj)`` (n,)."""
+        if len(y) != len(self.n_outputs) or len(means) != len(self.n_outputs):
+            raise ValueError(f"y and means need {len(self.n_outputs)} output group(s); got {len(y)} and {len(means)}.")
+        total = 0.0
+        for h, (yh, mh) in enumerate(zip(y, means)):
+            psi = self.psi(h)
+            total = total + (0.5 * torch.log(2 * math.pi * psi) + 0.5 * (yh - mh) ** 2 / psi).sum(dim=1)
+        return total
+
+
+class MultiSubjectLatentRegModule(nn.Module):
+    """Shared predictors and mapping, registered once, and a ``ModuleDict`` of subjects.
+
+    Parameters
+    ----------
+    input_predictors, output_predictors : sequence of nn.Module or None
+        One predictor per group, (n, q) -> (n, K); None for a group whose modes are
+        always fixed.
+    mapping : nn.Module
+        List of G latents -> list of H targets.
+    n_components : int
+
+    Attributes
+    ----------
+    subjects : nn.ModuleDict
+        :class:`SubjectModel` per subject, keyed by :func:`subject_key`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro.latent_regression import (MultiSubjectLatentRegModule, IdentityMapping,
+    ...                                        ModePredictorMLP, SubjectModel)
+    >>> net = MultiSubjectLatentRegModule([ModePredictorMLP(3, 2, (4,))], [ModePredictorMLP(3, 2, (4,))],
+    ...                                   IdentityMapping(), 2)
+    >>> net.add_subject("m1", SubjectModel([5], [7], 2))
+    >>> means = net("m1", [torch.zeros(10, 5)], [torch.zeros(5, 3)], [torch.zeros(7, 3)])
+    >>> means[0].shape
+    torch.Size([10, 7])
+    """
+
+    def __init__(self, input_predictors, output_predictors, mapping, n_components):
+        super().__init__()
+        input_predictors, output_predictors = list(input_predictors), list(output_predictors)
+        self.n_components = int(n_components)
+        self.input_predictors = nn.ModuleList(nn.Identity() if p is None else p for p in input_predictors)
+        self.output_predictors = nn.ModuleList(nn.Identity() if p is None else p for p in output_predictors)
+        self._predicted_in = tuple(p is not None for p in input_predictors)
+        self._predicted_out = tuple(p is not None for p in output_predictors)
+        self.mapping = mapping
+        K = self.n_components
+        for prefix, count in (("p_mix", len(self.input_predictors)), ("u_mix", len(self.output_predictors))):
+            for i in range(count):
+                self.register_buffer(f"{prefix}_{i}", torch.eye(K))
+        self.subjects = nn.ModuleDict()
+
+    def add_subject(self, subject_id, model: SubjectModel) -> None:
+        """Register ``model`` as the parameters of ``subject_id``."""
+        self.subjects[subject_key(subject_id)] = model
+
+    def subject(self, subject_id) -> SubjectModel:
+        return self.subjects[subject_key(subject_id)]
+
+    def _group_modes(self, kind, predictors, predicted, properties, subject):
+        modes = []
+        for i, (predictor, props) in enumerate(zip(predictors, properties)):
+            fixed = subject.fixed_modes(kind, i)
+            if fixed is not None:
+                modes.append(fixed)
+                continue
+            if not predicted[i] or props is None:
+                raise ValueError(f"{kind} group {i} has neither fixed modes nor properties and a predictor.")
+            mix = getattr(self, f"{'p' if kind == 'input' else 'u'}_mix_{i}")
+            modes.append(predictor(props) @ mix.to(props.dtype))
+        return modes
+
+    def modes(self, subject_id, input_properties, output_properties):
+        """``(P, U)``: lists of modes per input group (d_g, K) and output group (e_h, K)."""
+        subject = self.subject(subject_id)
+        P = self._group_modes("input", self.input_predictors, self._predicted_in, input_properties, subject)
+        U = self._group_modes("output", self.output_predictors, self._predicted_out, output_properties, subject)
+        return P, U
+
+    def forward(self, subject_id, x, input_properties, output_properties) -> list[torch.Tensor]:
+        """Means of every output group of one subject."""
+        P, U = self.modes(subject_id, input_properties, output_properties)
+        return self.subject(subject_id)(x, P, U, self.mapping)
