@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
+# On a machine whose pip does not already resolve torch to a CPU build, point this at
+# PyTorch's CPU wheel index (e.g. https://download.pytorch.org/whl/cpu).
+TORCH_INDEX_URL ?=
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
@@ -14,7 +17,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(PY) -m pip install --quiet -e ".[test,doc]"
 	touch $@
 
@@ -31,10 +34,12 @@ docs: install
 
 bench: install
 	$(PY) benchmarks/reduced_rank.py
+	$(PY) benchmarks/bench_bumps.py
 
 lint: install
 	$(PY) -m pip install --quiet ruff
-	$(VENV)/bin/ruff check skneuro tests benchmarks doc/examples
+	$(VENV)/bin/ruff check skneuro tests benchmarks doc
+	$(VENV)/bin/ruff format --check skneuro tests benchmarks doc
 
 clean:
 	rm -rf doc/_build doc/auto_examples doc/generated doc/sg_execution_times.rst

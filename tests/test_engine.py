@@ -384,7 +384,8 @@ def test_verbose_two_logs_one_line_per_epoch(capsys):
         warn_not_converged=False,
     )
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == res.n_iter == 4
+    assert len(lines) == res.n_iter + 1 == 5  # one line per epoch, then the summary
+    assert lines[-1].startswith("Point: 4 epoch(s), 4 update(s)") and lines[-1].endswith("stopped: max_iter")
     assert lines[0].startswith("epoch 1: objective 1") and "w_l2" in lines[0]
 
 
@@ -401,9 +402,10 @@ def test_huge_learning_rate_diverges_and_restores_finite_parameters():
             max_iter=20,
         )
     assert res.stop_reason == "diverged"
-    # epoch 1 moved w by lr in the descent direction; epoch 2's objective overflowed
+    # epoch 1 moved w by lr in the descent direction; epoch 2's objective overflowed there,
+    # so the last parameters with a finite objective (the start) are restored
     assert res.n_iter == 1 and res.n_updates == 1
-    np.testing.assert_allclose(module.w.detach().numpy(), [-1e300, 1e300], rtol=1e-7)  # Adam's eps
+    np.testing.assert_array_equal(module.w.detach().numpy(), [1.0, -2.0])
     assert all(math.isfinite(v) for v in res.loss_curve)
 
 
@@ -479,7 +481,9 @@ def test_loss_becoming_nan_restores_last_finite_parameters(solver):
         # the parameters are those of a clean run stopped after the same three updates
         assert res.n_updates == res.n_iter == 3
         reference = Point([1.0, -2.0])
-        fit_module(reference, _quad_loss, (X,), learning_rate=0.1, max_iter=3, tol=0.0, warn_not_converged=False)
+        # the fourth objective (after three updates) was NaN: the parameters of the third
+        # evaluation, the last finite one, are those of a clean run stopped after two updates
+        fit_module(reference, _quad_loss, (X,), learning_rate=0.1, max_iter=2, tol=0.0, warn_not_converged=False)
         assert torch.equal(module.w, reference.w)
 
 
@@ -818,3 +822,17 @@ def test_warm_start_continues_from_the_fitted_module():
     after = est.w0_ @ est.w1_.T
     # three Adam steps of 1e-4 move each entry of w0, w1 by at most 3e-4 (k = 2 columns)
     assert 0 < np.abs(after - before).max() < 2 * 3e-4 * (1 + w0_scale) + 1e-6
+
+
+def test_keyboard_interrupt_in_the_first_epoch_restores_the_start():
+    module = Point([1.0, -2.0])
+
+    def loss(m, x):
+        if not torch.equal(m.w.detach(), torch.tensor([1.0, -2.0], dtype=torch.float64)):
+            raise KeyboardInterrupt  # the first line-search trial point
+        return _quad_loss(m, x)
+
+    with pytest.warns(UserWarning, match="interrupted"):
+        res = fit_module(module, loss, (torch.zeros(4, 2, dtype=torch.float64),), solver="lbfgs", max_iter=5)
+    assert res.stop_reason == "interrupted" and res.n_iter == 0
+    np.testing.assert_array_equal(module.w.detach().numpy(), [1.0, -2.0])

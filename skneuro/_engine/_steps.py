@@ -11,7 +11,18 @@ import math
 
 import torch
 
-__all__ = ["AdamEpoch", "LBFGSStepper", "NonFinite", "Objective", "all_finite", "restore", "snapshot"]
+__all__ = [
+    "AdamEpoch",
+    "GroupedData",
+    "LBFGSStepper",
+    "NonFinite",
+    "Objective",
+    "all_finite",
+    "batch_plan",
+    "is_full_batch",
+    "restore",
+    "snapshot",
+]
 
 
 class NonFinite(Exception):
@@ -32,6 +43,63 @@ def all_finite(params) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in params)
 
 
+class GroupedData:
+    """Tensors in groups (e.g. one group per subject), each group with its own sample count.
+
+    The objective of an update is ``Σ_g (n_g / |B_g|) Σ_{t ∈ B_g} loss_t / N``, N = Σ_g n_g: an
+    unbiased estimate of the mean per-sample loss over all groups. ``loss`` is called as
+    ``loss(module, group_index, *chunk)``.
+
+    Parameters
+    ----------
+    groups : sequence of sequence of torch.Tensor
+        Per group, tensors sharing their first dimension.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro._engine import GroupedData
+    >>> data = GroupedData([(torch.zeros(10, 2),), (torch.zeros(25, 2),)])
+    >>> data.sizes, data.n_total
+    ([10, 25], 35)
+    """
+
+    def __init__(self, groups):
+        self.groups = [tuple(g) for g in groups]
+        self.sizes = [int(g[0].shape[0]) for g in self.groups]
+        self.n_total = sum(self.sizes)
+        if self.n_total == 0:
+            raise ValueError("GroupedData needs at least one sample.")
+
+    def to(self, device):
+        return GroupedData([tuple(t.to(device) for t in g) for g in self.groups])
+
+
+def is_full_batch(data, batch_size) -> bool:
+    """Whether every update sees all rows (of every group)."""
+    largest = max(data.sizes) if isinstance(data, GroupedData) else int(data[0].shape[0])
+    return batch_size is None or batch_size >= largest
+
+
+def batch_plan(data, batch_size, generator):
+    """``(index, weight)`` of each update of one epoch.
+
+    Plain data: ``index`` is a row-index tensor (None: all rows) and ``weight`` its share
+    of the rows. Grouped data: an epoch has ``ceil(max_g n_g / batch_size)`` updates, each
+    group's shuffled rows split into that many near-equal batches (no row dropped);
+    ``index`` is a list of per-group row tensors and ``weight`` is 1 / updates.
+    """
+    if is_full_batch(data, batch_size):
+        return [(None, 1.0)]
+    if isinstance(data, GroupedData):
+        n_updates = math.ceil(max(data.sizes) / batch_size)
+        splits = [torch.tensor_split(torch.randperm(n, generator=generator), n_updates) for n in data.sizes]
+        return [([parts[u] for parts in splits], 1.0 / n_updates) for u in range(n_updates)]
+    n = int(data[0].shape[0])
+    perm = torch.randperm(n, generator=generator)
+    return [(perm[i : i + batch_size], min(batch_size, n - i) / n) for i in range(0, n, batch_size)]
+
+
 class Objective:
     """Evaluates objective and gradient of one batch, chunk by chunk."""
 
@@ -44,26 +112,19 @@ class Objective:
         self.device = device
         self.n_finite = 0  # evaluations that returned a finite value
 
-    def __call__(self, index=None, n_batch=None) -> float:
+    def __call__(self, index=None) -> float:
         """Accumulate gradients of the batch ``index`` (None = all rows); return its value."""
-        n_total = self.data[0].shape[0]
-        n_batch = n_total if index is None else int(index.shape[0])
-        step = n_batch if self.chunk_size is None else int(self.chunk_size)
-        value = 0.0
-        for start in range(0, n_batch, max(step, 1)):
-            stop = min(start + step, n_batch)
-            if index is None:
-                chunk = [t[start:stop] for t in self.data] if step < n_batch else list(self.data)
-            else:
-                rows = index[start:stop]
-                chunk = [t[rows.to(t.device)] for t in self.data]
-            if self.chunk_size is not None:
-                chunk = [t.to(self.device, non_blocking=True) for t in chunk]
-            part = self.loss(self.module, *chunk) / n_batch
-            if not torch.isfinite(part):
-                raise NonFinite
-            part.backward()
-            value += float(part.detach())
+        if isinstance(self.data, GroupedData):
+            value = 0.0
+            for g, (tensors, n_g) in enumerate(zip(self.data.groups, self.data.sizes)):
+                rows = None if index is None else index[g]
+                n_batch = n_g if rows is None else int(rows.shape[0])
+                if n_batch:
+                    scale = (n_g / n_batch) / self.data.n_total
+                    value += self._accumulate(tensors, rows, scale, (g,))
+        else:
+            n_batch = int(self.data[0].shape[0]) if index is None else int(index.shape[0])
+            value = self._accumulate(self.data, index, 1.0 / n_batch, ())
         if self.penalty is not None:
             pen = self.penalty(self.module)
             if torch.is_tensor(pen) and pen.requires_grad:
@@ -74,6 +135,27 @@ class Objective:
         if not math.isfinite(value):
             raise NonFinite
         self.n_finite += 1
+        return value
+
+    def _accumulate(self, tensors, rows, scale, prefix) -> float:
+        """Backpropagate ``scale * Σ loss`` over the rows (None: all), chunk by chunk."""
+        n_batch = int(tensors[0].shape[0]) if rows is None else int(rows.shape[0])
+        step = n_batch if self.chunk_size is None else int(self.chunk_size)
+        value = 0.0
+        for start in range(0, n_batch, max(step, 1)):
+            stop = min(start + step, n_batch)
+            if rows is None:
+                chunk = [t[start:stop] for t in tensors] if step < n_batch else list(tensors)
+            else:
+                part_rows = rows[start:stop]
+                chunk = [t[part_rows.to(t.device)] for t in tensors]
+            if self.chunk_size is not None:
+                chunk = [t.to(self.device, non_blocking=True) for t in chunk]
+            part = self.loss(self.module, *prefix, *chunk) * scale
+            if not torch.isfinite(part):
+                raise NonFinite
+            part.backward()
+            value += float(part.detach())
         return value
 
 
@@ -186,16 +268,6 @@ class LBFGSStepper:
             return float(self.closure())
 
 
-def _batches(n, batch_size, generator):
-    """Row indices of each minibatch in a fresh random order (None: the full batch)."""
-    if batch_size is None or batch_size >= n:
-        yield None
-        return
-    perm = torch.randperm(n, generator=generator)
-    for start in range(0, n, batch_size):
-        yield perm[start : start + batch_size]
-
-
 class AdamEpoch:
     """One pass of Adam over the data in minibatches.
 
@@ -210,20 +282,25 @@ class AdamEpoch:
         self.hooks = hooks
         self.batch_size = batch_size
         self.generator = generator
-        self.n = int(objective.data[0].shape[0])
-        self.full_batch = batch_size is None or batch_size >= self.n
+        self.full_batch = is_full_batch(objective.data, batch_size)
         self.evaluated = None  # parameters at which the last update's objective was evaluated
         self.n_updates = 0
 
     def run(self):
-        """Returns the mean objective over the epoch's updates."""
+        """Returns the epoch's objective: the weighted mean of its updates' objectives."""
         total = 0.0
-        for index in _batches(self.n, self.batch_size, self.generator):
-            n_batch = self.n if index is None else int(index.shape[0])
-            before = self.evaluated = snapshot(self.params)
+        for index, weight in batch_plan(self.objective.data, self.batch_size, self.generator):
+            before = snapshot(self.params)
             try:
                 self.optimizer.zero_grad(set_to_none=True)
-                value = self.objective(index)
+                try:
+                    value = self.objective(index)
+                except NonFinite:
+                    # ``before`` is where the objective failed: go back to the last point
+                    # whose objective was finite (None: the start, itself non-finite).
+                    before = self.evaluated if self.evaluated is not None else before
+                    raise
+                self.evaluated = before
                 self.hooks.after_backward()
                 self.optimizer.step()
                 self.hooks.after_step()
@@ -233,5 +310,5 @@ class AdamEpoch:
                 restore(self.params, before)
                 raise
             self.n_updates += 1
-            total += value * n_batch
-        return total / self.n
+            total += value * weight
+        return total

@@ -163,9 +163,21 @@ class TorchEstimatorMixin:
     ``device_`` accordingly and warns.
     """
 
+    def __sklearn_is_fitted__(self) -> bool:
+        # ``module_`` is set last, together with the other fitted attributes.
+        return hasattr(self, "module_")
+
     def _resolve_device_dtype(self):
-        self.device_ = resolve_device(self.device)
-        return self.device_, resolve_dtype(self.dtype)
+        """``(torch.device, torch.dtype)`` of the ``device`` and ``dtype`` parameters.
+
+        Nothing is stored: estimators set ``device_`` with their other fitted attributes
+        once a fit has succeeded.
+        """
+        device = resolve_device(self.device)
+        dtype = resolve_dtype(self.dtype)
+        if device.type == "mps" and dtype == torch.float64:
+            raise ValueError("dtype='float64' is not supported on device 'mps'; use dtype='float32'.")
+        return device, dtype
 
     def __getstate__(self):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()

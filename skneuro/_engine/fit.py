@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._steps import AdamEpoch, LBFGSStepper, NonFinite, Objective, restore, snapshot
+from ._steps import AdamEpoch, GroupedData, LBFGSStepper, NonFinite, Objective, restore, snapshot
 from .schedules import LearningRateSchedule
 
 __all__ = ["FitResult", "fit_module", "hooked_modules"]
@@ -112,10 +112,11 @@ def fit_module(
         described in :func:`hooked_modules`.
     loss : callable
         ``loss(module, *chunk) -> scalar tensor``, the **sum** of per-sample losses.
-    data : sequence of torch.Tensor
-        Tensors sharing their first dimension (samples). With ``chunk_size=None``
-        they are moved to the module's device once; otherwise they stay where they
-        are and each chunk is moved when used.
+    data : sequence of torch.Tensor or GroupedData
+        Tensors sharing their first dimension (samples), or groups of such tensors with
+        their own sample counts (:class:`GroupedData`; ``loss`` then also receives the
+        group index). With ``chunk_size=None`` they are moved to the module's device
+        once; otherwise they stay where they are and each chunk is moved when used.
     penalty : callable or None
         ``penalty(module) -> scalar``, added once per update.
     params : list of torch.nn.Parameter or None
@@ -178,7 +179,10 @@ def fit_module(
     schedule = LearningRateSchedule(learning_rate)
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     device = next(module.parameters(), torch.empty(0)).device
-    data = tuple(data) if chunk_size is not None else tuple(t.to(device) for t in data)
+    if isinstance(data, GroupedData):
+        data = data if chunk_size is not None else data.to(device)
+    else:
+        data = tuple(data) if chunk_size is not None else tuple(t.to(device) for t in data)
     hooks = _Hooks(module, generator)
     hooks.after_step()
     objective = Objective(module, loss, penalty, data, chunk_size, device)
@@ -317,9 +321,15 @@ class _Monitor:
             restore(self.params, self.best_state)
 
     def restore_best(self):
-        if self.result.loss_curve:
-            restore(self.params, self.best_state)
+        """Back to the best epoch so far (the starting parameters before the first epoch ends)."""
+        restore(self.params, self.best_state)
 
     def close(self):
         if self.progress is not None:
             self.progress.close()
+        if self.verbose >= 1:
+            last = f"{self.result.loss_curve[-1]:.6g}" if self.result.loss_curve else "n/a"
+            print(
+                f"{type(self.module).__name__}: {self.result.n_iter} epoch(s), {self.result.n_updates} update(s), "
+                f"final objective {last}, stopped: {self.result.stop_reason}"
+            )

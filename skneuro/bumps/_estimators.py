@@ -227,7 +227,7 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             raise ValueError(f"{name}: lower width bounds must be positive.")
         return (b - offset) / scale
 
-    def _initial_centers(self, Xs, weights, c_bounds, numpy_gen):
+    def _initial_centers(self, Xs, weights, c_bounds, numpy_gen, x_mean, x_scale):
         n, D = Xs.shape
         B = self.n_bumps
         if isinstance(self.init, str):
@@ -253,9 +253,9 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
                 f"init must be 'kmeans++', 'grid', 'random' or a finite array of shape "
                 f"(n_bumps={B}, n_features={D}); got shape {centers.shape}."
             )
-        return (centers - self.x_mean_) / self.x_scale_
+        return (centers - x_mean) / x_scale
 
-    def _initial_widths(self, centers):
+    def _initial_widths(self, centers, x_scale):
         B, D = centers.shape
         if isinstance(self.width_init, str):
             if B == 1:
@@ -274,7 +274,7 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
                 f"width_init must be 'auto', a positive float or a positive array of shape "
                 f"(n_bumps={B}, n_features={D}); got shape {widths.shape}."
             )
-        return widths / self.x_scale_
+        return widths / x_scale
 
     def _least_squares(self, Xs, Ys, weights, centers, widths, kappa):
         """Magnitudes and intercept by ridge-stabilised weighted least squares (float64)."""
@@ -295,16 +295,18 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         solution = np.linalg.lstsq(gram, rhs, rcond=None)[0]
         return solution[:B], (solution[B] if self.fit_intercept else np.zeros(Ys.shape[1]))
 
-    def _new_module(self, Xs, Ys, weights, numpy_gen, device, dtype):
+    def _new_module(self, Xs, Ys, weights, numpy_gen, device, dtype, x_mean, x_scale, multi_output):
         D = Xs.shape[1]
         present = Xs[weights > 0]  # a zero weight is a row left out
         lo, hi = present.min(axis=0), present.max(axis=0)
-        c_bounds = self._scaled_bounds("bounds", self.bounds, np.stack([lo, hi]), D, self.x_mean_, self.x_scale_)
+        c_bounds = self._scaled_bounds("bounds", self.bounds, np.stack([lo, hi]), D, x_mean, x_scale)
         w_bounds = self._scaled_bounds(
-            "width_bounds", self.width_bounds, np.array([[1e-3] * D, [10.0] * D]), D, 0.0, self.x_scale_, positive=True
+            "width_bounds", self.width_bounds, np.array([[1e-3] * D, [10.0] * D]), D, 0.0, x_scale, positive=True
         )
-        centers = np.clip(self._initial_centers(Xs, weights, c_bounds, numpy_gen), c_bounds[0], c_bounds[1])
-        widths = np.clip(self._initial_widths(centers), w_bounds[0], w_bounds[1])
+        centers = np.clip(
+            self._initial_centers(Xs, weights, c_bounds, numpy_gen, x_mean, x_scale), c_bounds[0], c_bounds[1]
+        )
+        widths = np.clip(self._initial_widths(centers, x_scale), w_bounds[0], w_bounds[1])
         kappa = None if self.support_p is None else np.sqrt(-np.log(self.support_p))
         magnitudes, intercept = self._least_squares(Xs, Ys, weights, centers, widths, kappa)
         bump_class = SumOfBumpFcns if self.implementation == "fast" else SlowSumOfBumpFcns
@@ -312,7 +314,7 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         bumps = bump_class(
             torch.as_tensor(centers, **t),
             torch.as_tensor(widths, **t),
-            torch.as_tensor(magnitudes if self._multi_output else magnitudes[:, 0], **t),
+            torch.as_tensor(magnitudes if multi_output else magnitudes[:, 0], **t),
             c_bounds=torch.as_tensor(c_bounds, **t),
             w_bounds=torch.as_tensor(w_bounds, **t),
             c_grad_std=self.c_grad_std,
@@ -354,29 +356,41 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         if warm:
             if self.module_.bumps.n_outputs != Y.shape[1] or self.module_.bumps.n_bumps != self.n_bumps:
                 raise ValueError("warm_start=True needs the same n_bumps and number of targets as the previous fit.")
+            if (y.ndim == 2) != self._multi_output:
+                raise ValueError("warm_start=True needs y of the same number of dimensions as the previous fit.")
+            multi_output = self._multi_output
+            x_mean, x_scale, y_mean, y_scale = self.x_mean_, self.x_scale_, self.y_mean_, self.y_scale_
             module = self.module_.to(device=device, dtype=dtype)
         else:
-            self._multi_output = y.ndim == 2
-            self.x_mean_, self.x_scale_ = _weighted_stats(X, weights)
+            multi_output = y.ndim == 2
+            x_mean, x_scale = _weighted_stats(X, weights)
             # without an intercept, subtracting the mean of y would act as one
-            self.y_mean_, self.y_scale_ = _weighted_stats(Y, weights, center=self.fit_intercept)
-        Xs = (X - self.x_mean_) / self.x_scale_
-        Ys = (Y - self.y_mean_) / self.y_scale_
+            y_mean, y_scale = _weighted_stats(Y, weights, center=self.fit_intercept)
+        Xs = (X - x_mean) / x_scale
+        Ys = (Y - y_mean) / y_scale
         if not warm:
-            module = self._new_module(Xs, Ys, weights, numpy_gen, device, dtype)
-        squeeze = not self._multi_output
+            module = self._new_module(Xs, Ys, weights, numpy_gen, device, dtype, x_mean, x_scale, multi_output)
+        result = self._train(module, Xs, Ys, weights, multi_output, torch_gen, dtype)
+        # Fitted attributes are set together, only once everything above has succeeded.
+        self.device_, self._multi_output, self.module_ = device, multi_output, module
+        self.x_mean_, self.x_scale_, self.y_mean_, self.y_scale_ = x_mean, x_scale, y_mean, y_scale
+        self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
+        self._store_attributes()
+        return self
+
+    def _train(self, module, Xs, Ys, weights, multi_output, torch_gen, dtype):
+        """Joint optimisation by the engine of the weighted mean squared error (standardised units)."""
         n_outputs = Ys.shape[1]
 
         def loss(m, xb, yb, wb):
             pred = m(xb)
-            pred = pred[:, None] if squeeze else pred
+            pred = pred if multi_output else pred[:, None]
             return (wb[:, None] * (yb - pred) ** 2).sum() / n_outputs
 
-        data = tuple(torch.as_tensor(a, dtype=dtype) for a in (Xs, Ys, weights))
-        result = fit_module(
+        return fit_module(
             module,
             loss,
-            data,
+            tuple(torch.as_tensor(a, dtype=dtype) for a in (Xs, Ys, weights)),
             solver=self.solver,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -387,10 +401,6 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             generator=torch_gen,
             verbose=self.verbose,
         )
-        self.module_ = module
-        self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
-        self._store_attributes()
-        return self
 
     def _store_attributes(self):
         """Map the module's parameters to input units and order the bumps canonically."""

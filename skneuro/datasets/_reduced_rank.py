@@ -6,7 +6,7 @@ from numbers import Integral
 
 import numpy as np
 
-from ..utils._linalg import standard_form
+from ..utils._linalg import link_numpy, standard_form
 
 __all__ = ["make_reduced_rank_regression"]
 
@@ -19,17 +19,6 @@ def _check_range(name, value):
     if len(value) != 2 or value[0] > value[1]:
         raise ValueError(f"{name} must be a (low, high) pair with low <= high; got {value!r}.")
     return value
-
-
-def _link(link, a):
-    if link == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * a))
-    if link == "exp":
-        e = np.exp(np.minimum(a, 20.0))
-        return np.where(a <= 20.0, e, e * (1.0 + a - 20.0))
-    if link == "relu":
-        return np.maximum(a, 0.0)
-    return a
 
 
 def make_reduced_rank_regression(
@@ -120,7 +109,7 @@ def make_reduced_rank_regression(
     o2 = rng.normal(scale=10.0, size=p) if o2_range is None else rng.uniform(*o2_range, size=p)
     X = rng.standard_normal(size=(n_samples, d))
     pre = X @ w0 @ w1.T + (0.0 if o1 is None else o1)
-    mean = (1.0 if g is None else g) * _link(link, pre) + o2
+    mean = (1.0 if g is None else g) * link_numpy(link, pre) + o2
     y = mean + rng.standard_normal(size=(n_samples, p)) * np.sqrt(v)
     if not return_params:
         return X, y

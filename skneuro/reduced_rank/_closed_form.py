@@ -96,11 +96,10 @@ def closed_form_fit(X, Y, n_components, *, alpha=0.0, var_floor=None, max_rounds
             Vk = vecs[:, ::-1][:, :n_components]
             W = (B * gamma[None, :]) @ Vk @ (Vk.T / gamma[None, :])
             r = rss(W)
-            history.append(_gaussian_nll(r, v, n))
             v_new = np.maximum(r / n, floor)
             change = np.max(np.abs(np.log(v_new) - np.log(v)))
             v = v_new
-            history[-1] = _gaussian_nll(r, v, n)
+            history.append(_gaussian_nll(r, v, n))
             if change < tol:
                 break
     o2 = y_mean - x_mean @ W

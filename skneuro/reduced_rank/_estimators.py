@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from .._engine import LearningRateSchedule, TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints
 from ..utils._docstrings import fill_doc
+from ..utils._linalg import link_numpy
 from ._closed_form import closed_form_fit, standard_form, target_scales
 from ._init import alternate_fit, match_linear_fit
 from ._modules import ReducedRankModule
@@ -32,17 +33,6 @@ _LINK_PARAMS = {
     "exp": ("w0", "w1", "o2", "g", "v"),
     "relu": ("w0", "w1", "o1", "o2", "v"),
 }
-
-
-def _link_numpy(link, a):
-    if link == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * a))
-    if link == "exp":
-        e = np.exp(np.minimum(a, 20.0))
-        return np.where(a <= 20.0, e, e * (1.0 + a - 20.0))
-    if link == "relu":
-        return np.maximum(a, 0.0)
-    return a
 
 
 def _rho_from_v(v, floor, scales):
@@ -226,41 +216,51 @@ class _ReducedRankBase(
         floor = self.min_var * scales
         if warm and (self.module_.n_targets != p or self.module_.n_components != self.n_components):
             raise ValueError("warm_start=True needs the same n_targets and n_components as the previous fit.")
-        self._y_ndim = y.ndim
-        self.var_floor_ = floor
-        self.solver_ = solver
         if solver == "closed_form":
             W, o2, v, history = closed_form_fit(
                 X, Y, self.n_components, alpha=self.alpha, var_floor=floor, max_rounds=min(self.max_iter, 100)
             )
             w0, w1 = _factor(W, self.n_components)
-            module = self._build_module({"w0": w0, "w1": w1, "o2": o2, "v": v}, floor, scales, device, dtype)
-            self.loss_curve_, self.n_iter_, self.n_updates_ = list(history), len(history), 0
+            exact = {"w0": w0, "w1": w1, "o2": o2, "v": v}
+            module = self._build_module(exact, floor, scales, device, dtype)
+            curve, n_iter, n_updates = list(history), len(history), 0
         else:
+            exact = None
             if warm:
                 module = self.module_.to(device=device, dtype=dtype)
                 with torch.no_grad():
                     module.var_floor.copy_(torch.as_tensor(floor))
             else:
-                module = self._build_module(
-                    self._initial_params(X, Y, floor, scales, numpy_gen), floor, scales, device, dtype
-                )
-            for name in fixed:
-                getattr(module, "rho" if name == "v" else name).requires_grad_(False)
-            lr = self.learning_rate
-            if lr is None:
-                lr = 0.01 if solver == "adam" else 1.0
-            data = (torch.tensor(X, dtype=dtype), torch.tensor(Y, dtype=dtype))
-            penalty = None
-            if self._penalised():
+                params = self._initial_params(X, Y, floor, scales, numpy_gen)
+                module = self._build_module(params, floor, scales, device, dtype)
+            result = self._train(module, X, Y, solver, fixed, torch_gen, dtype)
+            curve, n_iter, n_updates = result.loss_curve, result.n_iter, result.n_updates
+        # Fitted attributes are set together, only once everything above has succeeded.
+        self.device_, self._y_ndim, self.var_floor_, self.solver_ = device, y.ndim, floor, solver
+        self.loss_curve_, self.n_iter_, self.n_updates_ = curve, n_iter, n_updates
+        self.module_ = module
+        self._store_standard_form(exact)
+        return self
 
-                def penalty(m):
-                    return m.penalty(self.w0_l1, self.w0_l2, self.w1_l1, self.w1_l2)
+    def _train(self, module, X, Y, solver, fixed, torch_gen, dtype):
+        """Run the engine on the negative log-likelihood (plus penalties)."""
+        frozen = [getattr(module, "rho" if name == "v" else name) for name in fixed]
+        lr = self.learning_rate
+        if lr is None:
+            lr = 0.01 if solver == "adam" else 1.0
+        penalty = None
+        if self._penalised():
 
-            result = fit_module(
+            def penalty(m):
+                return m.penalty(self.w0_l1, self.w0_l2, self.w1_l1, self.w1_l2)
+
+        for param in frozen:
+            param.requires_grad_(False)
+        try:
+            return fit_module(
                 module,
                 _nll_sum,
-                data,
+                (torch.tensor(X, dtype=dtype), torch.tensor(Y, dtype=dtype)),
                 penalty=penalty,
                 solver=solver,
                 max_iter=self.max_iter,
@@ -273,12 +273,9 @@ class _ReducedRankBase(
                 verbose=self.verbose,
                 log_terms=self._log_terms,
             )
-            for name in fixed:
-                getattr(module, "rho" if name == "v" else name).requires_grad_(True)
-            self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
-        self.module_ = module
-        self._store_standard_form()
-        return self
+        finally:
+            for param in frozen:
+                param.requires_grad_(True)
 
     def _log_terms(self, module):
         return {
@@ -287,11 +284,17 @@ class _ReducedRankBase(
             if getattr(self, name) > 0
         }
 
-    def _store_standard_form(self):
-        """Standardise the module's parameters and expose them as float64 attributes."""
+    def _store_standard_form(self, exact=None):
+        """Standardise the module's parameters and expose them as float64 attributes.
+
+        ``exact``: float64 values of ``w0 w1 o2 v`` (closed form) used instead of the
+        module's, which may be float32.
+        """
         m = self.module_
 
         def get(name):
+            if exact is not None and name in exact:
+                return exact[name]
             t = getattr(m, name)
             return None if t is None else t.detach().cpu().double().numpy()
 
@@ -301,7 +304,7 @@ class _ReducedRankBase(
                 if value is not None:
                     getattr(m, name).copy_(torch.as_tensor(value))
         self.w0_, self.w1_, self.o2_ = w0, w1, o2
-        self.v_ = m.v.detach().cpu().double().numpy()
+        self.v_ = np.array(get("v") if exact is not None else m.v.detach().cpu().double().numpy())
         if o1 is not None:
             self.o1_ = o1
         if g is not None:
@@ -343,7 +346,7 @@ class _ReducedRankBase(
         o1, g = self._params()
         latents = X @ self.w0_
         pre = latents @ self.w1_.T + o1
-        scaled = g * _link_numpy(self._link, pre)
+        scaled = g * link_numpy(self._link, pre)
         mean = scaled + self.o2_
         return self._format(mean), self._format(scaled), self._format(pre), latents
 
@@ -443,7 +446,7 @@ class _ReducedRankBase(
         o1, g = self._params()
         w0_proj, w1_proj = self.w0_ @ p_mat, self.w1_ @ p_mat
         fixed = self.w1_ @ (np.eye(k) - p_mat @ p_mat.T) @ self.w0_.T @ mean_input
-        mean = g * _link_numpy(self._link, latent_values @ w1_proj.T + fixed + o1) + self.o2_
+        mean = g * link_numpy(self._link, latent_values @ w1_proj.T + fixed + o1) + self.o2_
         return self._format(mean), w0_proj, w1_proj
 
     def align_signs(self, other):
@@ -471,8 +474,8 @@ class _ReducedRankBase(
         aligned.w0_ = self.w0_ * signs
         aligned.w1_ = self.w1_ * signs
         with torch.no_grad():
-            aligned.module_.w0.mul_(torch.as_tensor(signs, dtype=aligned.module_.w0.dtype))
-            aligned.module_.w1.mul_(torch.as_tensor(signs, dtype=aligned.module_.w1.dtype))
+            for param in (aligned.module_.w0, aligned.module_.w1):
+                param.mul_(torch.as_tensor(signs, dtype=param.dtype, device=param.device))
         return aligned
 
     def __sklearn_tags__(self):

@@ -43,14 +43,10 @@ def match_linear_fit(link, X, Y, w0, w1, o2):
     elif link == "exp":
         c = np.clip(center / (2.0 * s), -30.0, 30.0)
         params.update(w1=w1 / (2.0 * s[:, None]), g=2.0 * s * np.exp(-c), o2=y_mean - 2.0 * s)
-        params["_exp_shift"] = c
     elif link == "relu":
         params.update(w1=w1, o1=2.0 * s - center, o2=y_mean - 2.0 * s)
     else:  # pragma: no cover - validated by the estimator
         raise ValueError(f"unknown link {link!r}")
-    if link == "exp":
-        # g e^{a} with a = x w0 w1ᵀ: the shift -c is folded into g above.
-        params.pop("_exp_shift")
     return params
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["standard_form"]
+__all__ = ["link_numpy", "standard_form"]
 
 
 def standard_form(w0, w1, o1=None, o2=None, g=None):
@@ -52,3 +52,25 @@ def standard_form(w0, w1, o1=None, o2=None, g=None):
         new_w0[:, c] *= sign
         new_w1[:, c] *= sign
     return new_w0, new_w1, o1, o2, g
+
+
+def link_numpy(link: str, a: np.ndarray) -> np.ndarray:
+    """The reduced-rank link ``f`` in numpy float64: identity, sigmoid, guarded exp or relu.
+
+    The guarded exponential continues linearly above 20 (``e^20 (1 + a - 20)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skneuro.utils._linalg import link_numpy
+    >>> link_numpy("sigmoid", np.array([0.0])).tolist(), link_numpy("relu", np.array([-1.0, 2.0])).tolist()
+    ([0.5], [0.0, 2.0])
+    """
+    if link == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * a))
+    if link == "exp":
+        e = np.exp(np.minimum(a, 20.0))
+        return np.where(a <= 20.0, e, e * (1.0 + a - 20.0))
+    if link == "relu":
+        return np.maximum(a, 0.0)
+    return a

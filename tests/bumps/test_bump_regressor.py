@@ -344,3 +344,15 @@ def test_non_finite_data_is_rejected(bad, where):
         y[3] = bad
     with pytest.raises(ValueError, match="NaN|infinity"):
         SumOfBumpsRegressor(n_bumps=2).fit(X, y)
+
+
+def test_a_failed_refit_keeps_the_previous_standardisation():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(200, 2))
+    y = np.exp(-(((X - 0.5) / 0.2) ** 2).sum(1))
+    est = SumOfBumpsRegressor(n_bumps=3, max_iter=5, random_state=0).fit(X, y)
+    x_mean, centers = est.x_mean_.copy(), est.centers_.copy()
+    with pytest.raises(ValueError, match="init"):
+        est.set_params(init=np.zeros((2, 2))).fit(X * 1000, y)
+    np.testing.assert_array_equal(est.x_mean_, x_mean)
+    np.testing.assert_array_equal(est.centers_, centers)
