@@ -54,6 +54,9 @@ class GroupedData:
     ----------
     groups : sequence of sequence of torch.Tensor
         Per group, tensors sharing their first dimension.
+    n_total : int or None
+        N, the number of samples the losses sum over; default: all rows. Set it when a
+        row stands for many samples (e.g. the moments of a whole data set).
 
     Examples
     --------
@@ -64,15 +67,15 @@ class GroupedData:
     ([10, 25], 35)
     """
 
-    def __init__(self, groups):
+    def __init__(self, groups, n_total=None):
         self.groups = [tuple(g) for g in groups]
         self.sizes = [int(g[0].shape[0]) for g in self.groups]
-        self.n_total = sum(self.sizes)
-        if self.n_total == 0:
+        self.n_total = sum(self.sizes) if n_total is None else n_total
+        if self.n_total <= 0:
             raise ValueError("GroupedData needs at least one sample.")
 
     def to(self, device):
-        return GroupedData([tuple(t.to(device) for t in g) for g in self.groups])
+        return GroupedData([tuple(t.to(device) for t in g) for g in self.groups], n_total=self.n_total)
 
 
 def is_full_batch(data, batch_size) -> bool:

@@ -1,10 +1,11 @@
 """Multi-subject latent regression: shared low-dimensional structure predicted from neuron properties.
 
-This increment provides :class:`SubjectData` and the torch modules of the model; the
-estimator ``MultiSubjectLatentRegressor`` is not built yet.
+:class:`MultiSubjectLatentRegressor` fits the model; :class:`SubjectData` holds one
+subject's inputs and neuron properties.
 """
 
 from ._data import SubjectData
+from ._estimators import MultiSubjectLatentRegressor
 from ._modules import (
     IdentityMapping,
     LinearMapping,
@@ -17,6 +18,7 @@ __all__ = [
     "IdentityMapping",
     "LinearMapping",
     "ModePredictorMLP",
+    "MultiSubjectLatentRegressor",
     "MultiSubjectLatentRegModule",
     "SubjectData",
     "SubjectModel",

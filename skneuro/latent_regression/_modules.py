@@ -243,6 +243,45 @@ class SubjectModel(nn.Module):
             means[h] = means[h] + x[g] * delta
         return means
 
+    def neg_log_likelihood_from_moments(self, moments, P, U, mapping) -> torch.Tensor:
+        """Summed negative log-likelihood of a whole data set from its moments (one group each way).
+
+        With one input and one output group, a linear ``mapping`` and no direct pairs the
+        means are affine in x, ``μ_t = x_t A + β`` with ``A = P diag|a| W Uᵀ diag(c)`` of
+        rank K, so ``Σ_t (y_t − μ_t)²`` needs only the centred moments of the data:
+        ``n``, ``x̄``, ``ȳ``, ``X̃ᵀX̃``, ``X̃ᵀỸ`` and ``diag(ỸᵀỸ)``. Each evaluation then costs
+        O(d²K + deK) instead of a pass over the samples, and equals the per-sample sum.
+
+        Parameters
+        ----------
+        moments : tuple of tensors
+            ``(n (1,), x_mean (d,), y_mean (e,), sxx (d, d), sxy (d, e), syy (e,))``.
+        P, U : list of one tensor each
+            Modes (d, K) and (e, K).
+        mapping : nn.Module
+            Linear without bias (identity or :class:`LinearMapping`).
+        """
+        n, x_mean, y_mean, sxx, sxy, syy = moments
+        (P,), (U,) = P, U
+        K = self.n_components
+        eye = torch.eye(K, dtype=P.dtype, device=P.device)
+        if "latent_affine" in self.subject_params:
+            scale, shift = self.latent_scales[0].abs(), self.latent_offsets[0]
+        else:
+            scale, shift = torch.ones(K, dtype=P.dtype, device=P.device), torch.zeros(K, dtype=P.dtype, device=P.device)
+        (weight,) = mapping([eye])
+        (shift_out,) = mapping([shift[None, :]])
+        c, o = self.scales[0], self.offsets[0]
+        M = ((scale[:, None] * weight) @ U.T) * c  # (K, e), A = P M
+        beta = (shift_out[0] @ U.T) * c + o
+        gram = P.T @ sxx @ P
+        quad = (M * (gram @ M)).sum(0)
+        cross = (M * (P.T @ sxy)).sum(0)
+        shift_mean = beta + (x_mean @ P) @ M - y_mean
+        rss = (syy - 2.0 * cross + quad).clamp_min(0.0) + n * shift_mean**2
+        psi = self.psi(0)
+        return (0.5 * n * torch.log(2 * math.pi * psi) + rss / (2.0 * psi)).sum()
+
     def neg_log_likelihood(self, y, means) -> torch.Tensor:
         """Per-sample ``Σ_h Σ_j ½ log(2π ψ_hj) + (y_hj − μ_hj)² / (2 ψ_hj)`` (n,)."""
         if len(y) != len(self.n_outputs) or len(means) != len(self.n_outputs):
@@ -319,14 +358,20 @@ class MultiSubjectLatentRegModule(nn.Module):
             modes.append(predictor(props) @ mix.to(props.dtype))
         return modes
 
-    def modes(self, subject_id, input_properties, output_properties):
-        """``(P, U)``: lists of modes per input group (d_g, K) and output group (e_h, K)."""
-        subject = self.subject(subject_id)
+    def modes(self, subject, input_properties, output_properties):
+        """``(P, U)``: lists of modes per input group (d_g, K) and output group (e_h, K).
+
+        ``subject`` is a subject id, or a :class:`SubjectModel` (e.g. one built for a
+        subject never seen in training).
+        """
+        if not isinstance(subject, SubjectModel):
+            subject = self.subject(subject)
         P = self._group_modes("input", self.input_predictors, self._predicted_in, input_properties, subject)
         U = self._group_modes("output", self.output_predictors, self._predicted_out, output_properties, subject)
         return P, U
 
-    def forward(self, subject_id, x, input_properties, output_properties) -> list[torch.Tensor]:
-        """Means of every output group of one subject."""
-        P, U = self.modes(subject_id, input_properties, output_properties)
-        return self.subject(subject_id)(x, P, U, self.mapping)
+    def forward(self, subject, x, input_properties, output_properties) -> list[torch.Tensor]:
+        """Means of every output group of one subject (an id or a :class:`SubjectModel`)."""
+        model = subject if isinstance(subject, SubjectModel) else self.subject(subject)
+        P, U = self.modes(model, input_properties, output_properties)
+        return model(x, P, U, self.mapping)

@@ -1,0 +1,630 @@
+"""scikit-learn estimator of multi-subject latent regression (one sample = one subject)."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.cluster import KMeans
+from sklearn.metrics import r2_score
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .._engine import GroupedData, TorchEstimatorMixin, fit_module, make_generators
+from .._engine.base import engine_parameter_constraints
+from ..bumps import SumOfBumpFcns
+from ..utils._docstrings import fill_doc
+from ._data import SubjectData
+from ._init import bilinear_als
+from ._modules import (
+    SUBJECT_PARAMS,
+    IdentityMapping,
+    LinearMapping,
+    ModePredictorMLP,
+    MultiSubjectLatentRegModule,
+    SubjectModel,
+    _softplus_inverse,
+    subject_key,
+)
+
+__all__ = ["MultiSubjectLatentRegressor"]
+
+
+def _numpy(t):
+    return t.detach().cpu().double().numpy()
+
+
+def _moments(subject, ys):
+    """``(n, x̄, ȳ, X̃ᵀX̃, X̃ᵀỸ, diag ỸᵀỸ)`` of one subject with one group each way (float64)."""
+    (x,), (y,) = subject.x_groups(), ys
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - x_mean, y - y_mean
+    return np.array([x.shape[0]], dtype=np.float64), x_mean, y_mean, xc.T @ xc, xc.T @ yc, (yc**2).sum(axis=0)
+
+
+def _group_output(arrays, grouped):
+    return tuple(arrays) if grouped else arrays[0]
+
+
+@fill_doc(max_iter=500, learning_rate=0.001, tol=1e-6, n_iter_no_change=20)
+class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
+    r"""Latent regression shared across subjects, with modes predicted from neuron properties.
+
+    Each subject's outputs are regressed on its inputs through ``n_components`` shared
+    latent dimensions. A neuron's loading on each dimension (its mode) is a smooth
+    function of its properties (e.g. 3-D position), learned by predictors that all
+    subjects share, so a subject never seen in training is predicted from its inputs and
+    its neurons' properties alone:
+
+    .. math::
+
+        \mu_{sh} = (m(X_{s1} P_{s1}, \dots) _h\, U_{sh}^\top) \odot c_{sh} + o_{sh}, \quad
+        P_{sg} = \pi_g(R_{sg}), \; U_{sh} = \upsilon_h(Q_{sh}),
+
+    with per-subject scales c, offsets o and noise variances ψ. For scikit-learn each
+    subject is one sample: ``X`` is a list of :class:`SubjectData`, ``y`` a list of output
+    arrays, and ``cross_val_score(est, X, y, cv=LeaveOneOut())`` is leave-one-subject-out
+    cross-validation.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        K, the number of shared latent dimensions.
+    mode_predictor : {{"bumps", "mlp"}} or callable, default="bumps"
+        Sums of Gaussian bumps (:class:`~skneuro.bumps.SumOfBumpFcns`), a tanh MLP, or
+        ``callable(n_properties, n_components, generator) -> nn.Module`` called once per
+        predicted group.
+    n_bumps : int, default=50
+        Bumps per predictor ("bumps").
+    hidden_layer_sizes : tuple of int, default=(64, 64)
+        Layers of the MLP predictors ("mlp").
+    mapping : {{"identity", "linear"}} or nn.Module, default="identity"
+        From the G groups of input latents to the H groups of output latents: identity
+        (G = H), a learned linear map, or a module with the same list-to-list contract.
+    subject_params : tuple of {{"scales", "offsets", "latent_affine"}}, default=("scales", "offsets")
+        Per-subject parts that are learned (the others stay at c = 1, o = 0, a = 1, b = 0).
+        Noise variances are always per subject.
+    direct_pairs : tuple of (g, h) or None, default=None
+        Diagonal direct maps from input group g to output group h of equal size.
+    min_var : float, default=1e-3
+        Floor of the noise variances, ``ψ = min_var + softplus(ρ)``.
+    init : {{"auto", "random"}}, default="auto"
+        "auto": data-driven per-subject parameters and, for bump predictors with one input
+        and one output group, an alternating least-squares start of the bump magnitudes.
+    solver : {{"adam", "lbfgs"}}, default="adam"
+    {{engine_parameters}}
+
+    Attributes
+    ----------
+    subject_ids_ : list
+        Training subjects in fit order.
+    scales_, offsets_, psi_ : dict
+        Per training subject: an array per output group (a tuple for several groups).
+    latent_scales_, latent_offsets_ : dict
+        Per training subject: an array (K,) per input group.
+    default_subject_params_ : dict
+        Parameters used for subjects not seen in training (means over training subjects).
+    mapping_weight_ : ndarray of shape (G·K, H·K)
+        Only with ``mapping="linear"``.
+    n_input_groups_, n_output_groups_, n_properties_ : int
+    {{engine_attributes}}
+
+    Notes
+    -----
+    With one input and one output group, a linear mapping, no direct pairs and full-batch
+    training, the objective is computed from each subject's data moments (means,
+    ``XᵀX``, ``XᵀY``, ``diag YᵀY``), which gives the same value as the per-sample sum at a
+    cost independent of the number of samples.
+
+    The default ``learning_rate`` is 1e-3, not the original system's 1e-2: from the
+    least-squares start, Adam's first steps move every parameter by about the learning
+    rate, which at 1e-2 throws the bump magnitudes far off.
+
+    Not yet available (planned): lists of devices, checkpoint files, ``fit_subject`` and the
+    standard form of the modes.
+
+    Examples
+    --------
+    >>> from sklearn.model_selection import LeaveOneOut, cross_val_score
+    >>> from skneuro.datasets import make_multi_subject_latent_regression
+    >>> from skneuro.latent_regression import MultiSubjectLatentRegressor
+    >>> X, y = make_multi_subject_latent_regression(n_subjects=3, n_samples=300, random_state=0)
+    >>> est = MultiSubjectLatentRegressor(n_bumps=10, max_iter=50, random_state=0)
+    >>> scores = cross_val_score(est, X, y, cv=LeaveOneOut())
+    >>> scores.shape, bool(scores.min() > 0.5)
+    ((3,), True)
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "mode_predictor": [StrOptions({"bumps", "mlp"}), callable],
+        "n_bumps": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [tuple, list],
+        "mapping": [StrOptions({"identity", "linear"}), torch.nn.Module],
+        "subject_params": [tuple, list],
+        "direct_pairs": [None, tuple, list],
+        "min_var": [Interval(Real, 0, None, closed="neither")],
+        "init": [StrOptions({"auto", "random"})],
+        "solver": [StrOptions({"adam", "lbfgs"})],
+        **engine_parameter_constraints(),
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        mode_predictor="bumps",
+        n_bumps=50,
+        hidden_layer_sizes=(64, 64),
+        mapping="identity",
+        subject_params=("scales", "offsets"),
+        direct_pairs=None,
+        min_var=1e-3,
+        init="auto",
+        solver="adam",
+        learning_rate=0.001,
+        max_iter=500,
+        batch_size=None,
+        chunk_size=None,
+        tol=1e-6,
+        n_iter_no_change=20,
+        warm_start=False,
+        device="cpu",
+        dtype="float32",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.mode_predictor = mode_predictor
+        self.n_bumps = n_bumps
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.mapping = mapping
+        self.subject_params = subject_params
+        self.direct_pairs = direct_pairs
+        self.min_var = min_var
+        self.init = init
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.chunk_size = chunk_size
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
+        self.device = device
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------ validation
+    @staticmethod
+    def _check_subjects(X):
+        if not isinstance(X, (list, tuple)) or not all(isinstance(s, SubjectData) for s in X):
+            raise TypeError("X must be a list of SubjectData (one per subject).")
+        if not X:
+            raise ValueError("X must contain at least one subject.")
+        first = X[0]
+        for s in X[1:]:
+            if (s.n_input_groups, s.n_output_groups) != (first.n_input_groups, first.n_output_groups):
+                raise ValueError(
+                    f"subject {s.subject_id!r} has {s.n_input_groups} input and {s.n_output_groups} output "
+                    f"group(s); subject {first.subject_id!r} has {first.n_input_groups} and {first.n_output_groups}."
+                )
+            if None not in (s.n_properties, first.n_properties) and s.n_properties != first.n_properties:
+                raise ValueError(
+                    f"subject {s.subject_id!r} has {s.n_properties} properties per neuron; "
+                    f"subject {first.subject_id!r} has {first.n_properties}."
+                )
+        return list(X)
+
+    def _check_fit_data(self, X, y):
+        subjects = self._check_subjects(X)
+        if not isinstance(y, (list, tuple)) or len(y) != len(subjects):
+            raise ValueError(f"y must be a list with one entry per subject ({len(subjects)}).")
+        keys = [subject_key(s.subject_id) for s in subjects]
+        if len(set(keys)) != len(keys):
+            raise ValueError("subject ids in X must be unique (ids with the same string form collide).")
+        for s in subjects:
+            if s.n_samples == 0:
+                raise ValueError(f"subject {s.subject_id!r} has 0 samples; every training subject needs data.")
+        ys = [s.check_y(ys) for s, ys in zip(subjects, y)]
+        unknown = [p for p in self.subject_params if p not in SUBJECT_PARAMS]
+        if unknown:
+            raise ValueError(f"subject_params entries must be among {SUBJECT_PARAMS}; got {unknown}.")
+        G, H = subjects[0].n_input_groups, subjects[0].n_output_groups
+        if isinstance(self.mapping, str) and self.mapping == "identity" and G != H:
+            raise ValueError(f"mapping='identity' needs as many input as output groups; got {G} and {H}.")
+        K = self.n_components
+        for s in subjects:
+            for kind, modes in zip(("input_modes", "output_modes"), s.mode_groups()):
+                for g, m in enumerate(modes):
+                    if m is not None and m.shape[1] != K:
+                        raise ValueError(
+                            f"{kind}[{g}] of subject {s.subject_id!r} has {m.shape[1]} columns; n_components={K}."
+                        )
+        return subjects, ys
+
+    # ---------------------------------------------------------------- building
+    def _properties(self, subjects, kind, group):
+        props = [s.property_groups()[0 if kind == "input" else 1][group] for s in subjects]
+        modes = [s.mode_groups()[0 if kind == "input" else 1][group] for s in subjects]
+        return [p for p, m in zip(props, modes) if m is None and p is not None]
+
+    def _make_predictor(self, pooled, q, torch_gen, numpy_gen, dtype):
+        K = self.n_components
+        if callable(self.mode_predictor):
+            return self.mode_predictor(q, K, torch_gen)
+        if self.mode_predictor == "mlp":
+            with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG: discard it
+                net = ModePredictorMLP(q, K, tuple(self.hidden_layer_sizes), dtype=dtype)
+            with torch.no_grad():
+                for layer in net.modules():
+                    if isinstance(layer, torch.nn.Linear):
+                        bound = 1.0 / np.sqrt(layer.in_features)
+                        layer.weight.uniform_(-bound, bound, generator=torch_gen)
+                        layer.bias.uniform_(-bound, bound, generator=torch_gen)
+            return net
+        lo, hi = pooled.min(axis=0), pooled.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        n_bumps = min(self.n_bumps, len(np.unique(pooled, axis=0)))
+        seed = int(numpy_gen.integers(2**31 - 1))
+        centers = KMeans(n_bumps, n_init=1, max_iter=10, random_state=seed).fit(pooled).cluster_centers_
+        widths = np.tile(span / n_bumps ** (1.0 / q), (n_bumps, 1))
+        magnitudes = numpy_gen.normal(scale=0.01, size=(n_bumps, K))
+        t = {"dtype": torch.float64}
+        return SumOfBumpFcns(
+            torch.as_tensor(centers, **t),
+            torch.as_tensor(widths, **t),
+            torch.as_tensor(magnitudes, **t),
+            c_bounds=torch.as_tensor(np.stack([lo - 0.1 * span, hi + 0.1 * span]), **t),
+            w_bounds=torch.as_tensor(np.stack([1e-3 * span, 10.0 * span]), **t),
+        )
+
+    def _make_mapping(self, G, H):
+        if isinstance(self.mapping, torch.nn.Module):
+            return self.mapping
+        if self.mapping == "linear":
+            return LinearMapping(G, H, self.n_components, dtype=torch.float64)
+        return IdentityMapping()
+
+    def _new_subject(self, subject, ys):
+        """A :class:`SubjectModel` initialised from the data: o = means, c = 1, ψ = variances."""
+        in_modes, out_modes = subject.mode_groups()
+        model = SubjectModel(
+            subject.n_inputs,
+            subject.n_outputs,
+            self.n_components,
+            tuple(self.subject_params),
+            self.min_var,
+            tuple(self.direct_pairs or ()),
+            input_modes=in_modes,
+            output_modes=out_modes,
+            dtype=torch.float64,
+        )
+        with torch.no_grad():
+            for h, yh in enumerate(ys):
+                if "offsets" in self.subject_params:
+                    model.offsets[h].copy_(torch.as_tensor(yh.mean(axis=0)))
+                model.rho[h].copy_(torch.as_tensor(self._rho(yh.var(axis=0))))
+        return model
+
+    def _rho(self, variances):
+        excess = np.maximum(np.asarray(variances, dtype=np.float64) - self.min_var, 1e-6 * self.min_var)
+        return excess + np.log(-np.expm1(-excess))
+
+    def _build(self, subjects, ys, torch_gen, numpy_gen):
+        G, H = subjects[0].n_input_groups, subjects[0].n_output_groups
+        q = next((s.n_properties for s in subjects if s.n_properties is not None), None)
+        predictors = {}
+        for kind, count in (("input", G), ("output", H)):
+            predictors[kind] = []
+            for g in range(count):
+                props = self._properties(subjects, kind, g)
+                predictors[kind].append(
+                    self._make_predictor(np.vstack(props), q, torch_gen, numpy_gen, torch.float64) if props else None
+                )
+        module = MultiSubjectLatentRegModule(
+            predictors["input"], predictors["output"], self._make_mapping(G, H), self.n_components
+        ).double()
+        for s, y_s in zip(subjects, ys):
+            module.add_subject(s.subject_id, self._new_subject(s, y_s))
+        if self.init == "auto":
+            self._als_start(module, subjects, ys, numpy_gen)
+        return module
+
+    def _als_start(self, module, subjects, ys, numpy_gen):
+        """Bilinear ALS start of bump magnitudes (one input and one output group, no fixed modes)."""
+        bumps_in, bumps_out = module.input_predictors[0], module.output_predictors[0]
+        simple = (
+            len(module.input_predictors) == 1
+            and len(module.output_predictors) == 1
+            and isinstance(bumps_in, SumOfBumpFcns)
+            and isinstance(bumps_out, SumOfBumpFcns)
+            and isinstance(module.mapping, (IdentityMapping, LinearMapping))
+            and all(m is None for s in subjects for group in s.mode_groups() for m in group)
+            and "latent_affine" not in self.subject_params
+            and not self.direct_pairs
+        )
+        if not simple:
+            return
+        stats = []
+        with torch.no_grad():
+            for s, (y_s,) in zip(subjects, ys):
+                (x_s,), ((r_s,), (q_s,)) = s.x_groups(), s.property_groups()
+                phi_in = _numpy(bumps_in.bump_activations(torch.as_tensor(r_s, dtype=torch.float64)))
+                phi_out = _numpy(bumps_out.bump_activations(torch.as_tensor(q_s, dtype=torch.float64)))
+                xc, yc = x_s - x_s.mean(axis=0), y_s - y_s.mean(axis=0)
+                z = xc @ phi_in
+                stats.append({"ztz": z.T @ z, "zty": phi_in.T @ (xc.T @ yc), "phi_out": phi_out, "z": z, "yc": yc})
+        M_P, M_U = bilinear_als(stats, self.n_components, numpy_gen=numpy_gen)
+        with torch.no_grad():
+            bumps_in.m.copy_(torch.as_tensor(M_P))
+            bumps_out.m.copy_(torch.as_tensor(M_U))
+            for s, st, (y_s,) in zip(subjects, stats, ys):
+                model = module.subject(s.subject_id)
+                fitted = st["z"] @ M_P @ (st["phi_out"] @ M_U).T
+                model.rho[0].copy_(torch.as_tensor(self._rho(((st["yc"] - fitted) ** 2).mean(axis=0))))
+                if "offsets" in self.subject_params:
+                    x_mean = s.x_groups()[0].mean(axis=0)
+                    P = _numpy(bumps_in.bump_activations(torch.as_tensor(s.property_groups()[0][0]))) @ M_P
+                    U = st["phi_out"] @ M_U
+                    model.offsets[0].copy_(torch.as_tensor(y_s.mean(axis=0) - x_mean @ P @ U.T))
+
+    # ----------------------------------------------------------------- fitting
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit shared predictors and per-subject parameters.
+
+        Parameters
+        ----------
+        X : list of SubjectData
+        y : list of ndarray of shape (n_samples_s, n_outputs_s), or of tuples per output group
+
+        Returns
+        -------
+        self : object
+        """
+        subjects, ys = self._check_fit_data(X, y)
+        device, dtype = self._resolve_device_dtype()
+        torch_gen, numpy_gen = make_generators(self.random_state)
+        warm = self.warm_start and hasattr(self, "module_")
+        if warm:
+            missing = [s.subject_id for s in subjects if subject_key(s.subject_id) not in self.module_.subjects]
+            if missing:
+                raise ValueError(f"warm_start=True needs the subjects of the previous fit; new: {missing}.")
+            module = self.module_
+        else:
+            module = self._build(subjects, ys, torch_gen, numpy_gen)
+        module = module.to(device=device, dtype=dtype)
+        result = self._train(module, subjects, ys, torch_gen, device, dtype)
+        # Fitted attributes are set together, only once everything above has succeeded.
+        self.module_, self.device_ = module, device
+        self.subject_ids_ = [s.subject_id for s in subjects]
+        self.n_input_groups_, self.n_output_groups_ = subjects[0].n_input_groups, subjects[0].n_output_groups
+        self.n_properties_ = next((s.n_properties for s in subjects if s.n_properties is not None), None)
+        self._grouped_y = [s._grouped_y for s in subjects]
+        self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
+        self._store_attributes()
+        return self
+
+    def _tensors(self, subject, device, dtype):
+        t = {"device": device, "dtype": dtype}
+        in_props, out_props = subject.property_groups()
+        to = [None if p is None else torch.as_tensor(p, **t) for p in in_props]
+        tq = [None if p is None else torch.as_tensor(p, **t) for p in out_props]
+        return to, tq
+
+    def _uses_moments(self, module, subjects):
+        """Whether full-batch training can run on data moments (same objective, far cheaper)."""
+        return (
+            self.batch_size is None
+            and self.chunk_size is None
+            and subjects[0].n_input_groups == 1
+            and subjects[0].n_output_groups == 1
+            and isinstance(module.mapping, (IdentityMapping, LinearMapping))
+            and not self.direct_pairs
+        )
+
+    def _train(self, module, subjects, ys, torch_gen, device, dtype):
+        G = subjects[0].n_input_groups
+        props = [self._tensors(s, device, dtype) for s in subjects]
+        ids = [s.subject_id for s in subjects]
+        if self._uses_moments(module, subjects):
+            data = GroupedData(
+                [tuple(torch.tensor(a, dtype=dtype)[None] for a in _moments(s, y_s)) for s, y_s in zip(subjects, ys)],
+                n_total=sum(s.n_samples for s in subjects),
+            )
+
+            def loss(m, index, *moments):
+                P, U = m.modes(ids[index], *props[index])
+                return m.subject(ids[index]).neg_log_likelihood_from_moments([t[0] for t in moments], P, U, m.mapping)
+
+        else:
+            data = GroupedData(
+                [tuple(torch.tensor(a, dtype=dtype) for a in (*s.x_groups(), *y_s)) for s, y_s in zip(subjects, ys)]
+            )
+
+            def loss(m, index, *tensors):
+                x, y = tensors[:G], tensors[G:]
+                means = m(ids[index], x, *props[index])
+                return m.subject(ids[index]).neg_log_likelihood(y, means).sum()
+
+        return fit_module(
+            module,
+            loss,
+            data,
+            solver=self.solver,
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            chunk_size=self.chunk_size,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            generator=torch_gen,
+            verbose=self.verbose,
+        )
+
+    def _store_attributes(self):
+        self.scales_, self.offsets_, self.psi_ = {}, {}, {}
+        self.latent_scales_, self.latent_offsets_ = {}, {}
+        for sid, grouped in zip(self.subject_ids_, self._grouped_y):
+            model = self.module_.subject(sid)
+            H = len(model.n_outputs)
+            self.scales_[sid] = _group_output([_numpy(c) for c in model.scales], grouped)
+            self.offsets_[sid] = _group_output([_numpy(o) for o in model.offsets], grouped)
+            self.psi_[sid] = _group_output([_numpy(model.psi(h)) for h in range(H)], grouped)
+            self.latent_scales_[sid] = [_numpy(a) for a in model.latent_scales]
+            self.latent_offsets_[sid] = [_numpy(b) for b in model.latent_offsets]
+        models = [self.module_.subject(sid) for sid in self.subject_ids_]
+        H = self.n_output_groups_
+
+        def pooled(name):
+            return [float(np.mean(np.concatenate([_numpy(getattr(m, name)[h]) for m in models]))) for h in range(H)]
+
+        self.default_subject_params_ = {
+            "scales": pooled("scales"),
+            "offsets": pooled("offsets"),
+            "psi": [float(np.mean(np.concatenate([_numpy(m.psi(h)) for m in models]))) for h in range(H)],
+            "latent_scales": [
+                np.mean([_numpy(m.latent_scales[g]) for m in models], axis=0) for g in range(self.n_input_groups_)
+            ],
+            "latent_offsets": [
+                np.mean([_numpy(m.latent_offsets[g]) for m in models], axis=0) for g in range(self.n_input_groups_)
+            ],
+            "direct": [
+                float(np.mean(np.concatenate([_numpy(m.direct[i]) for m in models])))
+                for i in range(len(models[0].direct))
+            ],
+        }
+        if isinstance(self.module_.mapping, LinearMapping):
+            self.mapping_weight_ = _numpy(self.module_.mapping.weight)
+
+    # -------------------------------------------------------------- prediction
+    def _subject_model(self, subject):
+        """The trained model of a known subject, or one built from the default parameters."""
+        key = subject_key(subject.subject_id)
+        if key in self.module_.subjects:
+            model = self.module_.subjects[key]
+            if model.n_inputs != subject.n_inputs or model.n_outputs != subject.n_outputs:
+                raise ValueError(f"subject {subject.subject_id!r} does not match the shapes it had in training.")
+            return model
+        in_modes, out_modes = subject.mode_groups()
+        model = SubjectModel(
+            subject.n_inputs,
+            subject.n_outputs,
+            self.n_components,
+            tuple(self.subject_params),
+            self.min_var,
+            tuple(self.direct_pairs or ()),
+            input_modes=in_modes,
+            output_modes=out_modes,
+            dtype=torch.float64,
+        )
+        d = self.default_subject_params_
+        with torch.no_grad():
+            for h in range(len(subject.n_outputs)):
+                model.scales[h].fill_(d["scales"][h])
+                model.offsets[h].fill_(d["offsets"][h])
+                model.rho[h].fill_(_softplus_inverse(max(d["psi"][h] - self.min_var, 1e-6 * self.min_var)))
+            for g in range(len(subject.n_inputs)):
+                model.latent_scales[g].copy_(torch.as_tensor(d["latent_scales"][g]))
+                model.latent_offsets[g].copy_(torch.as_tensor(d["latent_offsets"][g]))
+            for i, value in enumerate(d["direct"]):
+                model.direct[i].fill_(value)
+        param = next(self.module_.parameters())
+        return model.to(device=param.device, dtype=param.dtype)
+
+    def _check_predict_subjects(self, X):
+        check_is_fitted(self)
+        subjects = self._check_subjects(X)
+        for s in subjects:
+            if (s.n_input_groups, s.n_output_groups) != (self.n_input_groups_, self.n_output_groups_):
+                raise ValueError(
+                    f"subject {s.subject_id!r} has {s.n_input_groups} input and {s.n_output_groups} output "
+                    f"group(s); the model was fitted with {self.n_input_groups_} and {self.n_output_groups_}."
+                )
+            if s.n_properties is not None and self.n_properties_ is not None and s.n_properties != self.n_properties_:
+                raise ValueError(
+                    f"subject {s.subject_id!r} has {s.n_properties} properties per neuron; the model was "
+                    f"fitted with {self.n_properties_}."
+                )
+        return subjects
+
+    def _forward(self, subject):
+        param = next(self.module_.parameters())
+        device, dtype = param.device, param.dtype
+        model = self._subject_model(subject)
+        in_props, out_props = self._tensors(subject, device, dtype)
+        x = [torch.as_tensor(a, device=device, dtype=dtype) for a in subject.x_groups()]
+        with torch.no_grad():
+            P, U = self.module_.modes(model, in_props, out_props)
+            means = model(x, P, U, self.module_.mapping)
+            latents = [xg @ pg for xg, pg in zip(x, P)]
+            if "latent_affine" in self.subject_params:
+                latents = [lg * a.abs() + b for lg, a, b in zip(latents, model.latent_scales, model.latent_offsets)]
+        return means, latents, P, U
+
+    def predict(self, X):
+        """Predicted outputs of every subject, seen in training or not.
+
+        Parameters
+        ----------
+        X : list of SubjectData
+
+        Returns
+        -------
+        list of ndarray of shape (n_samples_s, n_outputs_s) (a tuple per subject for several output groups)
+        """
+        out = []
+        for s in self._check_predict_subjects(X):
+            means = self._forward(s)[0]
+            out.append(_group_output([_numpy(m) for m in means], s._grouped_y))
+        return out
+
+    def transform(self, X):
+        """Latents of every subject, input groups side by side: list of (n_samples_s, G·K) arrays."""
+        return [np.hstack([_numpy(lat) for lat in self._forward(s)[1]]) for s in self._check_predict_subjects(X)]
+
+    def predict_modes(self, subject):
+        """Modes ``(P, U)`` of one subject: (n_inputs, K) and (n_outputs, K) arrays, tuples per group.
+
+        Parameters
+        ----------
+        subject : SubjectData
+        """
+        (s,) = self._check_predict_subjects([subject])
+        _, _, P, U = self._forward(s)
+        return (
+            _group_output([_numpy(p) for p in P], s._grouped_x),
+            _group_output([_numpy(u) for u in U], s._grouped_y),
+        )
+
+    def score(self, X, y):
+        """Mean over subjects of the pooled R² (variance-weighted over all output neurons).
+
+        Parameters
+        ----------
+        X : list of SubjectData
+        y : list of output arrays (or tuples per output group)
+
+        Returns
+        -------
+        float
+        """
+        subjects = self._check_predict_subjects(X)
+        if not isinstance(y, (list, tuple)) or len(y) != len(subjects):
+            raise ValueError(f"y must be a list with one entry per subject ({len(subjects)}).")
+        scores = []
+        for s, y_s, pred in zip(subjects, y, self.predict(subjects)):
+            truth = np.hstack(s.check_y(y_s))
+            fitted = np.hstack(pred if isinstance(pred, tuple) else (pred,))
+            scores.append(r2_score(truth, fitted, multioutput="variance_weighted"))
+        return float(np.mean(scores))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.non_deterministic = False
+        return tags
