@@ -122,8 +122,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
     least-squares start, Adam's first steps move every parameter by about the learning
     rate, which at 1e-2 throws the bump magnitudes far off.
 
-    Not yet available (planned): lists of devices, checkpoint files, ``fit_subject`` and the
-    standard form of the modes.
+    Not yet available (planned): lists of devices, checkpoint files and the standard form
+    of the modes.
 
     Examples
     --------
@@ -335,7 +335,11 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         return module
 
     def _als_start(self, module, subjects, ys, numpy_gen):
-        """Bilinear ALS start of bump magnitudes (one input and one output group, no fixed modes)."""
+        """Bilinear ALS start of bump magnitudes (one input and one output group, no fixed modes).
+
+        The start is exact for the initial a = 1, b = 0, δ = 0 of the optional latent affine
+        and direct maps, which the engine then learns.
+        """
         bumps_in, bumps_out = module.input_predictors[0], module.output_predictors[0]
         simple = (
             len(module.input_predictors) == 1
@@ -344,8 +348,6 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
             and isinstance(bumps_out, SumOfBumpFcns)
             and isinstance(module.mapping, (IdentityMapping, LinearMapping))
             and all(m is None for s in subjects for group in s.mode_groups() for m in group)
-            and "latent_affine" not in self.subject_params
-            and not self.direct_pairs
         )
         if not simple:
             return
@@ -501,6 +503,107 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         if isinstance(self.module_.mapping, LinearMapping):
             self.mapping_weight_ = _numpy(self.module_.mapping.weight)
 
+    def fit_subject(self, subject, y):
+        """Fit one subject's own parameters with the shared predictors and mapping frozen.
+
+        A subject new to the model is added to it. With ``subject_params`` within
+        {"scales", "offsets"} and no direct pairs the fit is closed form: per neuron, the
+        least-squares line of ``y_j`` on its latent prediction ``z_j = t U_jᵀ`` (slope c_j
+        and intercept o_j where learned), and ψ_j the residual variance (at least
+        ``min_var``). Otherwise the engine trains that subject's parameters alone.
+
+        Parameters
+        ----------
+        subject : SubjectData
+        y : ndarray of shape (n_samples, n_outputs), or a tuple per output group
+
+        Returns
+        -------
+        self : object
+        """
+        (subject,) = self._check_predict_subjects([subject])
+        ys = subject.check_y(y)
+        if subject.n_samples == 0:
+            raise ValueError(f"subject {subject.subject_id!r} has 0 samples; fit_subject needs data.")
+        model = self._subject_model(subject)
+        key = subject_key(subject.subject_id)
+        known = key in self.module_.subjects
+        if set(self.subject_params) <= {"scales", "offsets"} and not self.direct_pairs:
+            self._fit_subject_closed_form(model, subject, ys)
+        else:
+            self._fit_subject_engine(model, subject, ys)
+        if not known:
+            self.module_.add_subject(subject.subject_id, model)
+            self.subject_ids_ = [*self.subject_ids_, subject.subject_id]
+            self._grouped_y = [*self._grouped_y, subject._grouped_y]
+        self._store_attributes()
+        return self
+
+    def _fit_subject_closed_form(self, model, subject, ys):
+        scales, offsets = ("scales" in self.subject_params), ("offsets" in self.subject_params)
+        with torch.no_grad():
+            # latent predictions z (per output group) with unit scales and zero offsets
+            saved = [(c.detach().clone(), o.detach().clone()) for c, o in zip(model.scales, model.offsets)]
+            for c, o in zip(model.scales, model.offsets):
+                c.fill_(1.0)
+                o.fill_(0.0)
+            z_groups, _, _, _ = self._forward(subject, model)
+            for h, (z, yh) in enumerate(zip(z_groups, ys)):
+                z = _numpy(z)
+                z_mean, y_mean = z.mean(axis=0), yh.mean(axis=0)
+                if scales and offsets:
+                    zc = z - z_mean
+                    denom = (zc**2).sum(axis=0)
+                    c = np.where(denom > 0, (zc * (yh - y_mean)).sum(axis=0) / np.where(denom > 0, denom, 1.0), 0.0)
+                    o = y_mean - c * z_mean
+                elif scales:
+                    denom = (z**2).sum(axis=0)
+                    c = np.where(denom > 0, (z * yh).sum(axis=0) / np.where(denom > 0, denom, 1.0), 0.0)
+                    o = np.zeros_like(c)
+                elif offsets:
+                    c, o = np.ones(z.shape[1]), y_mean - z_mean
+                else:
+                    c, o = _numpy(saved[h][0]), _numpy(saved[h][1])
+                resid = yh - (z * c + o)
+                model.scales[h].copy_(torch.as_tensor(c))
+                model.offsets[h].copy_(torch.as_tensor(o))
+                model.rho[h].copy_(torch.as_tensor(self._rho((resid**2).mean(axis=0))))
+
+    def _fit_subject_engine(self, model, subject, ys):
+        param = next(self.module_.parameters())
+        device, dtype = param.device, param.dtype
+        torch_gen, _ = make_generators(self.random_state)
+        shared = [p for p in self.module_.parameters() if p.requires_grad]
+        in_props, out_props = self._tensors(subject, device, dtype)
+        G = subject.n_input_groups
+        data = tuple(torch.tensor(a, dtype=dtype) for a in (*subject.x_groups(), *ys))
+
+        def loss(m, *tensors):
+            x, y = tensors[:G], tensors[G:]
+            P, U = self.module_.modes(m, in_props, out_props)
+            return m.neg_log_likelihood(y, m(x, P, U, self.module_.mapping)).sum()
+
+        for p in shared:
+            p.requires_grad_(False)
+        try:
+            fit_module(
+                model,
+                loss,
+                data,
+                solver=self.solver,
+                max_iter=self.max_iter,
+                learning_rate=self.learning_rate,
+                batch_size=self.batch_size,
+                chunk_size=self.chunk_size,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                generator=torch_gen,
+                verbose=self.verbose,
+            )
+        finally:
+            for p in shared:
+                p.requires_grad_(True)
+
     # -------------------------------------------------------------- prediction
     def _subject_model(self, subject):
         """The trained model of a known subject, or one built from the default parameters."""
@@ -552,10 +655,10 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
                 )
         return subjects
 
-    def _forward(self, subject):
+    def _forward(self, subject, model=None):
         param = next(self.module_.parameters())
         device, dtype = param.device, param.dtype
-        model = self._subject_model(subject)
+        model = self._subject_model(subject) if model is None else model
         in_props, out_props = self._tensors(subject, device, dtype)
         x = [torch.as_tensor(a, device=device, dtype=dtype) for a in subject.x_groups()]
         with torch.no_grad():

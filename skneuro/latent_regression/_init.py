@@ -56,7 +56,7 @@ def bilinear_als(stats, n_components, *, numpy_gen, n_sweeps=20, ridge_factor=1e
     for _ in range(n_sweeps):
         lhs = np.zeros((b_in * K, b_in * K))
         rhs = np.zeros(b_in * K)
-        for s, g_out in zip(stats, gram_out):
+        for s in stats:
             V = s["phi_out"] @ M_U
             lhs += np.kron(V.T @ V, s["ztz"])
             rhs += (s["zty"] @ V).reshape(-1, order="F")
