@@ -122,8 +122,12 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
     least-squares start, Adam's first steps move every parameter by about the learning
     rate, which at 1e-2 throws the bump magnitudes far off.
 
-    Not yet available (planned): lists of devices, checkpoint files and the standard form
-    of the modes.
+    With the identity mapping and no latent affine, the fit ends in a standard form (the
+    K×K rotations ``p_mix``/``u_mix`` of the module): unit rms scales, identity covariance of
+    the pooled training latents, orthogonal pooled ``U ⊙ c`` columns by decreasing norm,
+    and a positive largest entry in each U column. Predictions are unchanged by it.
+
+    Not yet available (planned): lists of devices and checkpoint files.
 
     Examples
     --------
@@ -401,6 +405,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
             module = self._build(subjects, ys, torch_gen, numpy_gen)
         module = module.to(device=device, dtype=dtype)
         result = self._train(module, subjects, ys, torch_gen, device, dtype)
+        if isinstance(module.mapping, IdentityMapping) and "latent_affine" not in self.subject_params:
+            self._standardise(module, subjects)
         # Fitted attributes are set together, only once everything above has succeeded.
         self.module_, self.device_ = module, device
         self.subject_ids_ = [s.subject_id for s in subjects]
@@ -410,6 +416,51 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
         self._store_attributes()
         return self
+
+    def _standardise(self, module, subjects):
+        """Set ``p_mix``/``u_mix`` (and rescale c) to the standard form; predictions are unchanged.
+
+        Per group pair g (identity mapping): (1) the rms of the scales over all training
+        neurons becomes 1, U absorbing the factor; (2) pooled centred training latents get
+        identity covariance; (3) the pooled columns of ``U ⊙ c`` become orthogonal, sorted by
+        decreasing norm; (4) the largest-magnitude entry of each pooled U column is positive.
+        """
+        param = next(module.parameters())
+        device, dtype = param.device, param.dtype
+        models = [module.subject(s.subject_id) for s in subjects]
+        with torch.no_grad():
+            modes = [module.modes(m, *self._tensors(s, device, dtype)) for s, m in zip(subjects, models)]
+            for g in range(len(module.input_predictors)):
+                if not (module._predicted_in[g] and module._predicted_out[g]):
+                    continue  # a fixed side cannot absorb the transformation
+                scales = np.concatenate([_numpy(m.scales[g]) for m in models])
+                kappa = float(np.sqrt(np.mean(scales**2))) or 1.0
+                latents = [s.x_groups()[g] @ _numpy(P[g]) for s, (P, _) in zip(subjects, modes)]
+                centred = np.vstack([lat - lat.mean(axis=0) for lat in latents])
+                cov = centred.T @ centred / max(len(centred), 1)
+                evals, evecs = np.linalg.eigh(cov)
+                if evals.min() <= 1e-12 * max(evals.max(), 1e-300):
+                    continue  # degenerate latents: leave the modes as they are
+                whiten = evecs / np.sqrt(evals)  # A with Aᵀ cov A = I
+                unwhiten = evecs * np.sqrt(evals)  # A^{-T}
+                loadings = np.vstack(
+                    [
+                        _numpy(U[g]) @ unwhiten * kappa * (_numpy(m.scales[g]) / kappa)[:, None]
+                        for (_, U), m in zip(modes, models)
+                    ]
+                )
+                _, _, vt = np.linalg.svd(loadings, full_matrices=False)
+                rotation = vt.T
+                pooled_u = np.vstack([_numpy(U[g]) @ unwhiten @ rotation for _, U in modes])
+                signs = np.sign(pooled_u[np.argmax(np.abs(pooled_u), axis=0), np.arange(pooled_u.shape[1])])
+                signs[signs == 0] = 1.0
+                a_p = whiten @ rotation * signs
+                a_u = unwhiten @ rotation * signs * kappa
+                p_mix, u_mix = getattr(module, f"p_mix_{g}"), getattr(module, f"u_mix_{g}")
+                p_mix.copy_(p_mix @ torch.as_tensor(a_p, dtype=p_mix.dtype, device=p_mix.device))
+                u_mix.copy_(u_mix @ torch.as_tensor(a_u, dtype=u_mix.dtype, device=u_mix.device))
+                for m in models:
+                    m.scales[g].div_(kappa)
 
     def _tensors(self, subject, device, dtype):
         t = {"device": device, "dtype": dtype}
