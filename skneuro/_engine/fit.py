@@ -102,6 +102,8 @@ def fit_module(
     callback=None,
     log_terms=None,
     warn_not_converged: bool = True,
+    checkpoint=None,
+    resume=None,
 ) -> FitResult:
     """Train ``module`` in place by minimising a per-sample loss plus a penalty.
 
@@ -146,6 +148,12 @@ def fit_module(
     warn_not_converged : bool
         Emit a :class:`~sklearn.exceptions.ConvergenceWarning` when ``max_iter`` is
         reached before the stopping rule fires.
+    checkpoint : Checkpointer or None
+        Writes the training state after every ``checkpoint.every``-th epoch.
+    resume : dict or None
+        A state read by :func:`~skneuro._engine.checkpoint.load_checkpoint`: the module,
+        optimizer, generator, history and early-stopping state are restored and training
+        continues at the stored epoch, exactly as if it had not stopped.
 
     Returns
     -------
@@ -205,8 +213,11 @@ def fit_module(
         )
         epoch_runner = LBFGSStepper(optimizer, objective, params, hooks)
     monitor = _Monitor(module, params, result, tol, n_iter_no_change, max_iter, verbose, log_terms)
+    start = 0
+    if resume is not None:
+        start = _resume(resume, module, optimizer, generator, result, monitor, epoch_runner)
     try:
-        for epoch in range(max_iter):
+        for epoch in range(start, max_iter):
             for group in optimizer.param_groups:
                 group["lr"] = schedule(epoch)
             if solver == "adam":
@@ -217,6 +228,8 @@ def fit_module(
                 (epoch_loss, stalled), evaluated = epoch_runner.run(), None
             result.n_updates = epoch_runner.n_updates
             monitor.record(epoch, epoch_loss, evaluated)
+            if checkpoint is not None and checkpoint.due(epoch):
+                checkpoint.save(_state(epoch, module, optimizer, generator, result, monitor))
             if callback is not None:
                 callback(epoch, epoch_loss)
             # L-BFGS leaves the parameters unchanged when its line search finds no decrease
@@ -261,6 +274,34 @@ def fit_module(
             stacklevel=2,
         )
     return result
+
+
+def _state(epoch, module, optimizer, generator, result, monitor) -> dict:
+    """Everything needed to continue training after ``epoch`` exactly."""
+    return {
+        "epoch": epoch + 1,
+        "module": module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "loss_curve": list(result.loss_curve),
+        "n_updates": result.n_updates,
+        "best_loss": monitor.best_loss,
+        "no_improve": monitor.no_improve,
+        "best_state": [t.detach().cpu() for t in monitor.best_state],
+    }
+
+
+def _resume(state, module, optimizer, generator, result, monitor, epoch_runner) -> int:
+    """Restore a :func:`_state`; returns the epoch to continue from."""
+    module.load_state_dict(state["module"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    result.loss_curve = list(state["loss_curve"])
+    result.n_iter = int(state["epoch"])
+    result.n_updates = epoch_runner.n_updates = int(state["n_updates"])
+    monitor.best_loss, monitor.no_improve = float(state["best_loss"]), int(state["no_improve"])
+    monitor.best_state = [t.to(p.device, p.dtype) for t, p in zip(state["best_state"], monitor.params)]
+    return int(state["epoch"])
 
 
 class _Hooks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -12,7 +14,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._engine import GroupedData, TorchEstimatorMixin, fit_module, make_generators
+from .._engine import Checkpointer, GroupedData, TorchEstimatorMixin, fit_module, load_checkpoint, make_generators
 from .._engine.base import engine_parameter_constraints
 from ..bumps import SumOfBumpFcns
 from ..utils._docstrings import fill_doc
@@ -94,6 +96,12 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         "auto": data-driven per-subject parameters and, for bump predictors with one input
         and one output group, an alternating least-squares start of the bump magnitudes.
     solver : {{"adam", "lbfgs"}}, default="adam"
+    checkpoint_path : str or path-like, default=None
+        File for training checkpoints (written atomically, read without running code).
+    checkpoint_every : int, default=None
+        Write ``checkpoint_path`` after every k-th epoch. With ``warm_start=True`` and a
+        checkpoint of the same data and parameters at ``checkpoint_path``, ``fit``
+        resumes at its epoch and gives the same result as an uninterrupted fit.
     {{engine_parameters}}
 
     Attributes
@@ -127,7 +135,7 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
     the pooled training latents, orthogonal pooled ``U ⊙ c`` columns by decreasing norm,
     and a positive largest entry in each U column. Predictions are unchanged by it.
 
-    Not yet available (planned): lists of devices and checkpoint files.
+    Not yet available (planned): lists of devices.
 
     Examples
     --------
@@ -152,6 +160,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         "min_var": [Interval(Real, 0, None, closed="neither")],
         "init": [StrOptions({"auto", "random"})],
         "solver": [StrOptions({"adam", "lbfgs"})],
+        "checkpoint_path": [None, str, os.PathLike],
+        "checkpoint_every": [None, Interval(Integral, 1, None, closed="left")],
         **engine_parameter_constraints(),
     }
 
@@ -174,6 +184,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         chunk_size=None,
         tol=1e-6,
         n_iter_no_change=20,
+        checkpoint_path=None,
+        checkpoint_every=None,
         warm_start=False,
         device="cpu",
         dtype="float32",
@@ -196,6 +208,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         self.chunk_size = chunk_size
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
         self.warm_start = warm_start
         self.device = device
         self.dtype = dtype
@@ -393,9 +407,13 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         self : object
         """
         subjects, ys = self._check_fit_data(X, y)
+        if self.checkpoint_every is not None and self.checkpoint_path is None:
+            raise ValueError("checkpoint_every needs checkpoint_path.")
         device, dtype = self._resolve_device_dtype()
         torch_gen, numpy_gen = make_generators(self.random_state)
-        warm = self.warm_start and hasattr(self, "module_")
+        fingerprint = self._fingerprint(subjects)
+        resume = self._matching_checkpoint(fingerprint) if self.warm_start else None
+        warm = self.warm_start and hasattr(self, "module_") and resume is None
         if warm:
             missing = [s.subject_id for s in subjects if subject_key(s.subject_id) not in self.module_.subjects]
             if missing:
@@ -404,7 +422,10 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         else:
             module = self._build(subjects, ys, torch_gen, numpy_gen)
         module = module.to(device=device, dtype=dtype)
-        result = self._train(module, subjects, ys, torch_gen, device, dtype)
+        checkpoint = None
+        if self.checkpoint_every is not None:
+            checkpoint = Checkpointer(self.checkpoint_path, self.checkpoint_every, {"fingerprint": fingerprint})
+        result = self._train(module, subjects, ys, torch_gen, device, dtype, checkpoint, resume)
         if isinstance(module.mapping, IdentityMapping) and "latent_affine" not in self.subject_params:
             self._standardise(module, subjects)
         # Fitted attributes are set together, only once everything above has succeeded.
@@ -480,7 +501,28 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
             and not self.direct_pairs
         )
 
-    def _train(self, module, subjects, ys, torch_gen, device, dtype):
+    def _fingerprint(self, subjects) -> str:
+        """What a checkpoint must match to be resumed: data shapes and parameters."""
+        ignored = {"checkpoint_path", "checkpoint_every", "warm_start", "verbose", "max_iter", "device"}
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
+        shapes = [(str(s.subject_id), s.n_samples, s.n_inputs, s.n_outputs) for s in subjects]
+        return repr((sorted((k, repr(v)) for k, v in params.items()), shapes))
+
+    def _matching_checkpoint(self, fingerprint):
+        if self.checkpoint_path is None or not os.path.exists(self.checkpoint_path):
+            return None
+        state = load_checkpoint(self.checkpoint_path)
+        if state.get("extra", {}).get("fingerprint") != fingerprint:
+            warnings.warn(
+                f"checkpoint {os.fspath(self.checkpoint_path)!r} was written for other data or parameters; "
+                "it is ignored and the fit starts afresh.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return None
+        return state
+
+    def _train(self, module, subjects, ys, torch_gen, device, dtype, checkpoint=None, resume=None):
         G = subjects[0].n_input_groups
         props = [self._tensors(s, device, dtype) for s in subjects]
         ids = [s.subject_id for s in subjects]
@@ -517,6 +559,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
             n_iter_no_change=self.n_iter_no_change,
             generator=torch_gen,
             verbose=self.verbose,
+            checkpoint=checkpoint,
+            resume=resume,
         )
 
     def _store_attributes(self):
