@@ -237,8 +237,8 @@ def fit_module(
             if monitor.no_improve >= n_iter_no_change or stalled:
                 result.stop_reason = "converged"
                 break
-        if solver == "adam" and epoch_runner.full_batch and result.loss_curve and not hooks.modules:
-            # (with wandering modules the noisy trajectory is the point: keep where it ended)
+        if solver == "adam" and epoch_runner.full_batch and result.loss_curve and not hooks.perturbs:
+            # (under gradient noise the random walk is the point: keep where it ended)
             monitor.keep_final_if_better(objective)
     except NonFinite:
         result.stop_reason = "diverged"
@@ -310,6 +310,11 @@ class _Hooks:
     def __init__(self, module, generator):
         self.modules = hooked_modules(module)
         self.generator = generator
+
+    @property
+    def perturbs(self) -> bool:
+        """Whether any hooked module perturbs gradients (a module that does not say is assumed to)."""
+        return any(getattr(m, "perturbs_gradients", True) for m in self.modules)
 
     def after_backward(self):
         for m in self.modules:

@@ -191,6 +191,11 @@ class _BumpBase(WanderingModule):
             raise ValueError(f"x must have shape (n_samples, {self.n_dims}); got {tuple(x.shape)}.")
         return x.to(dtype=self.c.dtype, device=self.c.device)
 
+    @property
+    def perturbs_gradients(self) -> bool:
+        """Whether :meth:`pert_grads` changes gradients (any non-zero std or gain)."""
+        return self.c_grad_std > 0 or self.w_grad_std > 0 or self.m_grad_gain != 0
+
     def bound(self) -> None:
         with torch.no_grad():
             if self.c_bounds is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from numbers import Integral, Real
@@ -302,7 +303,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
 
     def _make_mapping(self, G, H):
         if isinstance(self.mapping, torch.nn.Module):
-            return self.mapping
+            # a copy: fitting must neither train nor cast the module passed as a parameter
+            return copy.deepcopy(self.mapping)
         if self.mapping == "linear":
             return LinearMapping(G, H, self.n_components, dtype=torch.float64)
         return IdentityMapping()
@@ -527,8 +529,9 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         props = [self._tensors(s, device, dtype) for s in subjects]
         ids = [s.subject_id for s in subjects]
         if self._uses_moments(module, subjects):
+            wide = torch.float32 if device.type == "mps" else torch.float64
             data = GroupedData(
-                [tuple(torch.tensor(a, dtype=dtype)[None] for a in _moments(s, y_s)) for s, y_s in zip(subjects, ys)],
+                [tuple(torch.tensor(a, dtype=wide)[None] for a in _moments(s, y_s)) for s, y_s in zip(subjects, ys)],
                 n_total=sum(s.n_samples for s in subjects),
             )
 

@@ -262,16 +262,22 @@ class SubjectModel(nn.Module):
             Linear without bias (identity or :class:`LinearMapping`).
         """
         n, x_mean, y_mean, sxx, sxy, syy = moments
+        # Computed at the moments' precision (float64 where available): the residual sum
+        # of squares is a difference of large terms.
+        wide = sxx.dtype
         (P,), (U,) = P, U
+        P, U = P.to(wide), U.to(wide)
         K = self.n_components
-        eye = torch.eye(K, dtype=P.dtype, device=P.device)
+        eye = torch.eye(K, dtype=wide, device=P.device)
         if "latent_affine" in self.subject_params:
-            scale, shift = self.latent_scales[0].abs(), self.latent_offsets[0]
+            scale, shift = self.latent_scales[0].abs().to(wide), self.latent_offsets[0].to(wide)
         else:
-            scale, shift = torch.ones(K, dtype=P.dtype, device=P.device), torch.zeros(K, dtype=P.dtype, device=P.device)
-        (weight,) = mapping([eye])
-        (shift_out,) = mapping([shift[None, :]])
-        c, o = self.scales[0], self.offsets[0]
+            scale, shift = torch.ones(K, dtype=wide, device=P.device), torch.zeros(K, dtype=wide, device=P.device)
+        mapping_dtype = next(mapping.parameters(), eye).dtype
+        (weight,) = mapping([eye.to(mapping_dtype)])
+        (shift_out,) = mapping([shift[None, :].to(mapping_dtype)])
+        weight, shift_out = weight.to(wide), shift_out.to(wide)
+        c, o = self.scales[0].to(wide), self.offsets[0].to(wide)
         M = ((scale[:, None] * weight) @ U.T) * c  # (K, e), A = P M
         beta = (shift_out[0] @ U.T) * c + o
         gram = P.T @ sxx @ P
@@ -279,7 +285,7 @@ class SubjectModel(nn.Module):
         cross = (M * (P.T @ sxy)).sum(0)
         shift_mean = beta + (x_mean @ P) @ M - y_mean
         rss = (syy - 2.0 * cross + quad).clamp_min(0.0) + n * shift_mean**2
-        psi = self.psi(0)
+        psi = self.psi(0).to(wide)
         return (0.5 * n * torch.log(2 * math.pi * psi) + rss / (2.0 * psi)).sum()
 
     def neg_log_likelihood(self, y, means) -> torch.Tensor:
