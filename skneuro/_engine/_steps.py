@@ -57,6 +57,8 @@ class GroupedData:
     n_total : int or None
         N, the number of samples the losses sum over; default: all rows. Set it when a
         row stands for many samples (e.g. the moments of a whole data set).
+    devices : sequence of torch.device or None
+        Where each group lives (e.g. subjects spread over GPUs); None: the module's device.
 
     Examples
     --------
@@ -67,15 +69,22 @@ class GroupedData:
     ([10, 25], 35)
     """
 
-    def __init__(self, groups, n_total=None):
+    def __init__(self, groups, n_total=None, devices=None):
         self.groups = [tuple(g) for g in groups]
+        self.devices = None if devices is None else list(devices)
         self.sizes = [int(g[0].shape[0]) for g in self.groups]
         self.n_total = sum(self.sizes) if n_total is None else n_total
         if self.n_total <= 0:
             raise ValueError("GroupedData needs at least one sample.")
 
+    def device_of(self, group, default):
+        """The device of a group (``default`` when no devices were given)."""
+        return default if self.devices is None else self.devices[group]
+
     def to(self, device):
-        return GroupedData([tuple(t.to(device) for t in g) for g in self.groups], n_total=self.n_total)
+        """Groups moved to their devices (all to ``device`` when no devices were given)."""
+        groups = [tuple(t.to(self.device_of(g, device)) for t in tensors) for g, tensors in enumerate(self.groups)]
+        return GroupedData(groups, n_total=self.n_total, devices=self.devices)
 
 
 def is_full_batch(data, batch_size) -> bool:
@@ -124,10 +133,10 @@ class Objective:
                 n_batch = n_g if rows is None else int(rows.shape[0])
                 if n_batch:
                     scale = (n_g / n_batch) / self.data.n_total
-                    value += self._accumulate(tensors, rows, scale, (g,))
+                    value += self._accumulate(tensors, rows, scale, (g,), self.data.device_of(g, self.device))
         else:
             n_batch = int(self.data[0].shape[0]) if index is None else int(index.shape[0])
-            value = self._accumulate(self.data, index, 1.0 / n_batch, ())
+            value = self._accumulate(self.data, index, 1.0 / n_batch, (), self.device)
         if self.penalty is not None:
             pen = self.penalty(self.module)
             if torch.is_tensor(pen) and pen.requires_grad:
@@ -140,7 +149,7 @@ class Objective:
         self.n_finite += 1
         return value
 
-    def _accumulate(self, tensors, rows, scale, prefix) -> float:
+    def _accumulate(self, tensors, rows, scale, prefix, device) -> float:
         """Backpropagate ``scale * Σ loss`` over the rows (None: all), chunk by chunk."""
         n_batch = int(tensors[0].shape[0]) if rows is None else int(rows.shape[0])
         step = n_batch if self.chunk_size is None else int(self.chunk_size)
@@ -153,7 +162,7 @@ class Objective:
                 part_rows = rows[start:stop]
                 chunk = [t[part_rows.to(t.device)] for t in tensors]
             if self.chunk_size is not None:
-                chunk = [t.to(self.device, non_blocking=True) for t in chunk]
+                chunk = [t.to(device, non_blocking=True) for t in chunk]
             part = self.loss(self.module, *prefix, *chunk) * scale
             if not torch.isfinite(part):
                 raise NonFinite

@@ -185,17 +185,21 @@ class TorchEstimatorMixin:
         for key, value in list(state.items()):
             if isinstance(value, (torch.nn.Module, torch.Tensor)):
                 state[key] = _TorchBlob(value)
-        if isinstance(state.get("device_"), torch.device):
-            state["device_"] = str(state["device_"])
+        device = state.get("device_")
+        if isinstance(device, torch.device):
+            state["device_"] = str(device)
+        elif isinstance(device, (list, tuple)):
+            state["device_"] = [str(d) for d in device]
         return state
 
     def __setstate__(self, state):
         state = dict(state)
         device = state.get("device_")
         map_location = None
-        if isinstance(device, str):
+        if isinstance(device, (str, list)):
+            names = [device] if isinstance(device, str) else list(device)
             try:
-                state["device_"] = resolve_device(device)
+                resolved = [resolve_device(name) for name in names]
             except ValueError:
                 warnings.warn(
                     f"This estimator was fitted on device {device!r}, which is not available here; "
@@ -203,8 +207,9 @@ class TorchEstimatorMixin:
                     UserWarning,
                     stacklevel=2,
                 )
-                state["device_"] = torch.device("cpu")
+                resolved = [torch.device("cpu")] * len(names)
                 map_location = "cpu"
+            state["device_"] = resolved[0] if isinstance(device, str) else resolved
         for key, value in list(state.items()):
             if isinstance(value, _TorchBlob):
                 state[key] = _load_torch(value.blob, map_location)

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._engine import Checkpointer, GroupedData, TorchEstimatorMixin, fit_module, load_checkpoint, make_generators
-from .._engine.base import engine_parameter_constraints
+from .._engine.base import engine_parameter_constraints, resolve_device, resolve_dtype
 from ..bumps import SumOfBumpFcns
 from ..utils._docstrings import fill_doc
 from ._data import SubjectData
@@ -115,6 +115,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         Per training subject: an array (K,) per input group.
     default_subject_params_ : dict
         Parameters used for subjects not seen in training (means over training subjects).
+    device_placement_ : dict
+        Subject index (fit order) -> index into the device list.
     mapping_weight_ : ndarray of shape (G·K, H·K)
         Only with ``mapping="linear"``.
     n_input_groups_, n_output_groups_, n_properties_ : int
@@ -136,7 +138,9 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
     the pooled training latents, orthogonal pooled ``U ⊙ c`` columns by decreasing norm,
     and a positive largest entry in each U column. Predictions are unchanged by it.
 
-    Not yet available (planned): lists of devices.
+    ``device`` may be a list: subject i (in fit order) lives on ``device[i % len(device)]``
+    (``device_placement_`` maps subject index to device index), the shared predictors and
+    mapping on ``device[0]``; only modes and loss values cross devices.
 
     Examples
     --------
@@ -164,6 +168,7 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         "checkpoint_path": [None, str, os.PathLike],
         "checkpoint_every": [None, Interval(Integral, 1, None, closed="left")],
         **engine_parameter_constraints(),
+        "device": [str, torch.device, list, tuple],
     }
 
     def __init__(
@@ -411,7 +416,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         subjects, ys = self._check_fit_data(X, y)
         if self.checkpoint_every is not None and self.checkpoint_path is None:
             raise ValueError("checkpoint_every needs checkpoint_path.")
-        device, dtype = self._resolve_device_dtype()
+        devices, dtype = self._resolve_devices()
+        device = devices[0]
         torch_gen, numpy_gen = make_generators(self.random_state)
         fingerprint = self._fingerprint(subjects)
         resume = self._matching_checkpoint(fingerprint) if self.warm_start else None
@@ -424,14 +430,18 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         else:
             module = self._build(subjects, ys, torch_gen, numpy_gen)
         module = module.to(device=device, dtype=dtype)
+        placement = {i: i % len(devices) for i in range(len(subjects))}
+        for i, s in enumerate(subjects):
+            module.subject(s.subject_id).to(devices[placement[i]])
         checkpoint = None
         if self.checkpoint_every is not None:
             checkpoint = Checkpointer(self.checkpoint_path, self.checkpoint_every, {"fingerprint": fingerprint})
-        result = self._train(module, subjects, ys, torch_gen, device, dtype, checkpoint, resume)
+        result = self._train(module, subjects, ys, torch_gen, devices, placement, dtype, checkpoint, resume)
         if isinstance(module.mapping, IdentityMapping) and "latent_affine" not in self.subject_params:
             self._standardise(module, subjects)
         # Fitted attributes are set together, only once everything above has succeeded.
-        self.module_, self.device_ = module, device
+        self.module_, self.device_ = module, (devices if isinstance(self.device, (list, tuple)) else device)
+        self.device_placement_ = placement
         self.subject_ids_ = [s.subject_id for s in subjects]
         self.n_input_groups_, self.n_output_groups_ = subjects[0].n_input_groups, subjects[0].n_output_groups
         self.n_properties_ = next((s.n_properties for s in subjects if s.n_properties is not None), None)
@@ -524,7 +534,21 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
             return None
         return state
 
-    def _train(self, module, subjects, ys, torch_gen, device, dtype, checkpoint=None, resume=None):
+    def _resolve_devices(self):
+        """The list of devices (one entry for a single device) and the dtype."""
+        names = list(self.device) if isinstance(self.device, (list, tuple)) else [self.device]
+        if not names:
+            raise ValueError("device must not be an empty list.")
+        devices = [resolve_device(name) for name in names]
+        dtype = resolve_dtype(self.dtype)
+        if dtype == torch.float64 and any(d.type == "mps" for d in devices):
+            raise ValueError("dtype='float64' is not supported on device 'mps'; use dtype='float32'.")
+        return devices, dtype
+
+    def _train(self, module, subjects, ys, torch_gen, devices, placement, dtype, checkpoint=None, resume=None):
+        """Shared parts on ``devices[0]``; subject i and its data on ``devices[placement[i]]``."""
+        device = devices[0]
+        subject_devices = [devices[placement[i]] for i in range(len(subjects))]
         G = subjects[0].n_input_groups
         props = [self._tensors(s, device, dtype) for s in subjects]
         ids = [s.subject_id for s in subjects]
@@ -533,21 +557,25 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
             data = GroupedData(
                 [tuple(torch.tensor(a, dtype=wide)[None] for a in _moments(s, y_s)) for s, y_s in zip(subjects, ys)],
                 n_total=sum(s.n_samples for s in subjects),
+                devices=subject_devices,
             )
 
             def loss(m, index, *moments):
-                P, U = m.modes(ids[index], *props[index])
-                return m.subject(ids[index]).neg_log_likelihood_from_moments([t[0] for t in moments], P, U, m.mapping)
+                model = m.subject(ids[index])
+                P, U = (model.on_own_device(modes) for modes in m.modes(model, *props[index]))
+                total = model.neg_log_likelihood_from_moments([t[0] for t in moments], P, U, m.mapping)
+                return total.to(device)
 
         else:
             data = GroupedData(
-                [tuple(torch.tensor(a, dtype=dtype) for a in (*s.x_groups(), *y_s)) for s, y_s in zip(subjects, ys)]
+                [tuple(torch.tensor(a, dtype=dtype) for a in (*s.x_groups(), *y_s)) for s, y_s in zip(subjects, ys)],
+                devices=subject_devices,
             )
 
             def loss(m, index, *tensors):
                 x, y = tensors[:G], tensors[G:]
                 means = m(ids[index], x, *props[index])
-                return m.subject(ids[index]).neg_log_likelihood(y, means).sum()
+                return m.subject(ids[index]).neg_log_likelihood(y, means).sum().to(device)
 
         return fit_module(
             module,
@@ -678,8 +706,7 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
 
         def loss(m, *tensors):
             x, y = tensors[:G], tensors[G:]
-            P, U = self.module_.modes(m, in_props, out_props)
-            return m.neg_log_likelihood(y, m(x, P, U, self.module_.mapping)).sum()
+            return m.neg_log_likelihood(y, self.module_(m, x, in_props, out_props)).sum()
 
         for p in shared:
             p.requires_grad_(False)
@@ -758,9 +785,9 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
         device, dtype = param.device, param.dtype
         model = self._subject_model(subject) if model is None else model
         in_props, out_props = self._tensors(subject, device, dtype)
-        x = [torch.as_tensor(a, device=device, dtype=dtype) for a in subject.x_groups()]
+        x = [torch.as_tensor(a, device=model.rho[0].device, dtype=dtype) for a in subject.x_groups()]
         with torch.no_grad():
-            P, U = self.module_.modes(model, in_props, out_props)
+            P, U = (model.on_own_device(modes) for modes in self.module_.modes(model, in_props, out_props))
             means = model(x, P, U, self.module_.mapping)
             latents = [xg @ pg for xg, pg in zip(x, P)]
             if "latent_affine" in self.subject_params:

@@ -88,7 +88,8 @@ class LinearMapping(nn.Module):
     def forward(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
         if len(latents) != self.n_input_groups:
             raise ValueError(f"mapping expects {self.n_input_groups} input groups; got {len(latents)}.")
-        out = torch.cat(list(latents), dim=1) @ self.weight
+        stacked = torch.cat(list(latents), dim=1)
+        out = stacked @ self.weight.to(stacked.device)  # subjects may live on other devices
         return list(out.split(self.n_components, dim=1))
 
     def extra_repr(self) -> str:
@@ -212,6 +213,11 @@ class SubjectModel(nn.Module):
                         f"{prefix}[{i}] must have shape ({sizes[i]}, n_components={K}); got {tuple(tensor.shape)}."
                     )
                 self.register_buffer(f"{prefix}_{i}", tensor)
+
+    def on_own_device(self, tensors):
+        """Tensors (e.g. modes computed with the shared predictors) moved to this subject's device."""
+        device = self.rho[0].device
+        return [t if t.device == device else t.to(device) for t in tensors]
 
     def fixed_modes(self, kind: str, group: int):
         """The fixed modes of a group (``kind`` "input" or "output"), or None."""
@@ -356,7 +362,7 @@ class MultiSubjectLatentRegModule(nn.Module):
         for i, (predictor, props) in enumerate(zip(predictors, properties)):
             fixed = subject.fixed_modes(kind, i)
             if fixed is not None:
-                modes.append(fixed)
+                modes.append(fixed if props is None else fixed.to(props.device))
                 continue
             if not predicted[i] or props is None:
                 raise ValueError(f"{kind} group {i} has neither fixed modes nor properties and a predictor.")
@@ -380,4 +386,5 @@ class MultiSubjectLatentRegModule(nn.Module):
         """Means of every output group of one subject (an id or a :class:`SubjectModel`)."""
         model = subject if isinstance(subject, SubjectModel) else self.subject(subject)
         P, U = self.modes(model, input_properties, output_properties)
+        P, U = model.on_own_device(P), model.on_own_device(U)
         return model(x, P, U, self.mapping)

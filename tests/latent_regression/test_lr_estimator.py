@@ -760,3 +760,44 @@ def test_a_too_large_learning_rate_does_not_end_below_the_start():
         start = MultiSubjectLatentRegressor(n_bumps=8, max_iter=1, random_state=0).fit(X[:2], y[:2])
         big = MultiSubjectLatentRegressor(n_bumps=8, max_iter=20, learning_rate=0.05, random_state=0).fit(X[:2], y[:2])
     assert big.score(X[2:], y[2:]) >= start.score(X[2:], y[2:]) - 1e-3
+
+
+# ================================================================ several devices
+@pytest.mark.parametrize(
+    "extra", [{}, {"batch_size": 100}, {"mapping": "linear", "subject_params": ("latent_affine",)}]
+)
+def test_a_list_of_devices_gives_the_single_device_fit(extra):
+    X, y = make_multi_subject_latent_regression(4, 300, random_state=0)
+    kw = dict(n_bumps=8, max_iter=15, random_state=0, dtype="float64", **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        single = MultiSubjectLatentRegressor(device="cpu", **kw).fit(X[:3], y[:3])
+        spread = MultiSubjectLatentRegressor(device=["cpu", "cpu"], **kw).fit(X[:3], y[:3])
+    assert spread.device_placement_ == {0: 0, 1: 1, 2: 0}  # i % n, not the original's (i + 1) % n
+    assert spread.device_ == [torch.device("cpu")] * 2 and single.device_ == torch.device("cpu")
+    assert spread.loss_curve_ == single.loss_curve_
+    for a, b in zip(single.predict(X), spread.predict(X)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_empty_device_list_is_rejected():
+    X, y = make_multi_subject_latent_regression(2, 50, random_state=0)
+    with pytest.raises(ValueError, match="device"):
+        MultiSubjectLatentRegressor(device=[]).fit(X, y)
+
+
+def test_a_device_list_from_a_gpu_machine_unpickles_on_cpu():
+    X, y = make_multi_subject_latent_regression(2, 100, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = MultiSubjectLatentRegressor(n_bumps=6, max_iter=5, device=["cpu", "cpu"], random_state=0).fit(X, y)
+    state = est.__getstate__()
+    state["device_"] = ["cuda:0", "cuda:1"]
+    clone = MultiSubjectLatentRegressor.__new__(MultiSubjectLatentRegressor)
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("two GPUs present: nothing to map")
+    with pytest.warns(UserWarning, match="mapped to 'cpu'"):
+        clone.__setstate__(state)
+    assert clone.device_ == [torch.device("cpu")] * 2
+    for a, b in zip(est.predict(X), clone.predict(X)):
+        np.testing.assert_array_equal(a, b)
