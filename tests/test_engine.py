@@ -836,3 +836,32 @@ def test_keyboard_interrupt_in_the_first_epoch_restores_the_start():
         res = fit_module(module, loss, (torch.zeros(4, 2, dtype=torch.float64),), solver="lbfgs", max_iter=5)
     assert res.stop_reason == "interrupted" and res.n_iter == 0
     np.testing.assert_array_equal(module.w.detach().numpy(), [1.0, -2.0])
+
+
+# --------------------------------------------------------------------------- grouped data
+def test_grouped_data_batches_and_the_epoch_objective_is_the_mean_of_its_updates():
+    from skneuro._engine import GroupedData
+
+    module = Point([0.5, -1.0])
+    groups = GroupedData(
+        [
+            (torch.arange(10, dtype=torch.float64)[:, None],),
+            (torch.arange(25, dtype=torch.float64)[:, None],),
+        ]
+    )
+    seen = []
+
+    def loss(m, group, x):
+        value = ((m.w.sum() - x) ** 2).sum()
+        seen.append((group, x.shape[0], value.item()))
+        return value
+
+    res = fit_module(module, loss, groups, batch_size=10, learning_rate=1e-12, max_iter=1, warn_not_converged=False)
+    # ceil(25 / 10) = 3 updates; each group's rows split into near-equal batches, none dropped
+    assert res.n_updates == 3
+    assert sorted(n for g, n, _ in seen if g == 0) == [3, 3, 4] and sorted(n for g, n, _ in seen if g == 1) == [8, 8, 9]
+    # update u's objective is sum_g (n_g / |B_g|) * (batch loss) / N; the epoch reports their mean
+    sizes = {0: 10, 1: 25}
+    updates = [sum(sizes[g] / n * v for g, n, v in seen[2 * u : 2 * u + 2]) / 35 for u in range(3)]
+    assert [g for g, _, _ in seen] == [0, 1] * 3
+    assert res.loss_curve[0] == pytest.approx(sum(updates) / 3, rel=1e-9)

@@ -801,3 +801,16 @@ def test_a_device_list_from_a_gpu_machine_unpickles_on_cpu():
     assert clone.device_ == [torch.device("cpu")] * 2
     for a, b in zip(est.predict(X), clone.predict(X)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_start_has_unit_scales_and_data_driven_offsets_and_variances():
+    # the original drew scales from N(0, 0.01²) and psi from U(0.1, 0.2) whatever the data
+    X, y = make_multi_subject_latent_regression(2, 200, random_state=0)
+    est = MultiSubjectLatentRegressor(n_bumps=6, init="random", random_state=0)
+    torch_gen, numpy_gen = torch.Generator().manual_seed(0), np.random.default_rng(0)
+    module = est._build(X, [(v,) for v in y], torch_gen, numpy_gen)
+    for s, v in zip(X, y):
+        model = module.subject(s.subject_id)
+        np.testing.assert_array_equal(model.scales[0].detach().numpy(), 1.0)
+        np.testing.assert_allclose(model.offsets[0].detach().numpy(), v.mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(model.psi(0).detach().numpy(), v.var(axis=0), rtol=1e-6)
