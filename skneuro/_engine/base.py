@@ -163,6 +163,24 @@ class TorchEstimatorMixin:
     ``device_`` accordingly and warns.
     """
 
+    def _engine_options(self, **overrides) -> dict:
+        """The common training parameters as :func:`~skneuro._engine.fit_module` keywords."""
+        options = {
+            name: getattr(self, name)
+            for name in (
+                "solver",
+                "max_iter",
+                "learning_rate",
+                "batch_size",
+                "chunk_size",
+                "tol",
+                "n_iter_no_change",
+                "verbose",
+            )
+        }
+        options.update(overrides)
+        return options
+
     def __sklearn_is_fitted__(self) -> bool:
         # ``module_`` is set last, together with the other fitted attributes.
         return hasattr(self, "module_")

@@ -391,15 +391,8 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             module,
             loss,
             tuple(torch.as_tensor(a, dtype=dtype) for a in (Xs, Ys, weights)),
-            solver=self.solver,
-            max_iter=self.max_iter,
-            learning_rate=self.learning_rate,
-            batch_size=self.batch_size,
-            chunk_size=self.chunk_size,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
             generator=torch_gen,
-            verbose=self.verbose,
+            **self._engine_options(),
         )
 
     def _store_attributes(self):

@@ -581,15 +581,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
             module,
             loss,
             data,
-            solver=self.solver,
-            max_iter=self.max_iter,
-            learning_rate=self.learning_rate,
-            batch_size=self.batch_size,
-            chunk_size=self.chunk_size,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
             generator=torch_gen,
-            verbose=self.verbose,
+            **self._engine_options(),
             checkpoint=checkpoint,
             resume=resume,
         )
@@ -715,15 +708,8 @@ class MultiSubjectLatentRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstim
                 model,
                 loss,
                 data,
-                solver=self.solver,
-                max_iter=self.max_iter,
-                learning_rate=self.learning_rate,
-                batch_size=self.batch_size,
-                chunk_size=self.chunk_size,
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
                 generator=torch_gen,
-                verbose=self.verbose,
+                **self._engine_options(),
             )
         finally:
             for p in shared:

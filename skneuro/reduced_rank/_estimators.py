@@ -262,15 +262,8 @@ class _ReducedRankBase(
                 _nll_sum,
                 (torch.tensor(X, dtype=dtype), torch.tensor(Y, dtype=dtype)),
                 penalty=penalty,
-                solver=solver,
-                max_iter=self.max_iter,
-                learning_rate=lr,
-                batch_size=self.batch_size,
-                chunk_size=self.chunk_size,
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
                 generator=torch_gen,
-                verbose=self.verbose,
+                **self._engine_options(solver=solver, learning_rate=lr),
                 log_terms=self._log_terms,
             )
         finally:
