@@ -1,0 +1,304 @@
+"""Model building for :class:`MultiSubjectLatentRegressor`: predictors, subjects, starts, standard form.
+
+A mixin of the estimator, kept apart so that the estimator module reads as sklearn glue.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from .._engine import fit_module, make_generators
+from ..bumps import SumOfBumpFcns
+from ._init import bilinear_als
+from ._modules import (
+    IdentityMapping,
+    LinearMapping,
+    ModePredictorMLP,
+    MultiSubjectLatentRegModule,
+    SubjectModel,
+    subject_key,
+)
+
+__all__ = ["LatentModelBuilding", "SubjectFitting"]
+
+
+def _numpy(t):
+    return t.detach().cpu().double().numpy()
+
+
+class LatentModelBuilding:
+    """Builds the torch model of a fit and puts it in standard form (estimator mixin)."""
+
+    def _properties(self, subjects, kind, group):
+        props = [s.property_groups()[0 if kind == "input" else 1][group] for s in subjects]
+        modes = [s.mode_groups()[0 if kind == "input" else 1][group] for s in subjects]
+        return [p for p, m in zip(props, modes) if m is None and p is not None]
+
+    def _make_predictor(self, pooled, q, torch_gen, numpy_gen, dtype):
+        K = self.n_components
+        if callable(self.mode_predictor):
+            return self.mode_predictor(q, K, torch_gen)
+        if self.mode_predictor == "mlp":
+            with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG: discard it
+                net = ModePredictorMLP(q, K, tuple(self.hidden_layer_sizes), dtype=dtype)
+            with torch.no_grad():
+                for layer in net.modules():
+                    if isinstance(layer, torch.nn.Linear):
+                        bound = 1.0 / np.sqrt(layer.in_features)
+                        layer.weight.uniform_(-bound, bound, generator=torch_gen)
+                        layer.bias.uniform_(-bound, bound, generator=torch_gen)
+            return net
+        lo, hi = pooled.min(axis=0), pooled.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        n_bumps = min(self.n_bumps, len(np.unique(pooled, axis=0)))
+        seed = int(numpy_gen.integers(2**31 - 1))
+        centers = KMeans(n_bumps, n_init=1, max_iter=10, random_state=seed).fit(pooled).cluster_centers_
+        widths = np.tile(span / n_bumps ** (1.0 / q), (n_bumps, 1))
+        magnitudes = numpy_gen.normal(scale=0.01, size=(n_bumps, K))
+        t = {"dtype": torch.float64}
+        return SumOfBumpFcns(
+            torch.as_tensor(centers, **t),
+            torch.as_tensor(widths, **t),
+            torch.as_tensor(magnitudes, **t),
+            c_bounds=torch.as_tensor(np.stack([lo - 0.1 * span, hi + 0.1 * span]), **t),
+            w_bounds=torch.as_tensor(np.stack([1e-3 * span, 10.0 * span]), **t),
+        )
+
+    def _make_mapping(self, G, H):
+        if isinstance(self.mapping, torch.nn.Module):
+            # a copy: fitting must neither train nor cast the module passed as a parameter
+            return copy.deepcopy(self.mapping)
+        if self.mapping == "linear":
+            return LinearMapping(G, H, self.n_components, dtype=torch.float64)
+        return IdentityMapping()
+
+    def _new_subject(self, subject, ys):
+        """A :class:`SubjectModel` initialised from the data: o = means, c = 1, ψ = variances."""
+        in_modes, out_modes = subject.mode_groups()
+        model = SubjectModel(
+            subject.n_inputs,
+            subject.n_outputs,
+            self.n_components,
+            tuple(self.subject_params),
+            self.min_var,
+            tuple(self.direct_pairs or ()),
+            input_modes=in_modes,
+            output_modes=out_modes,
+            dtype=torch.float64,
+        )
+        with torch.no_grad():
+            for h, yh in enumerate(ys):
+                if "offsets" in self.subject_params:
+                    model.offsets[h].copy_(torch.as_tensor(yh.mean(axis=0)))
+                model.rho[h].copy_(torch.as_tensor(self._rho(yh.var(axis=0))))
+        return model
+
+    def _rho(self, variances):
+        excess = np.maximum(np.asarray(variances, dtype=np.float64) - self.min_var, 1e-6 * self.min_var)
+        return excess + np.log(-np.expm1(-excess))
+
+    def _build(self, subjects, ys, torch_gen, numpy_gen):
+        G, H = subjects[0].n_input_groups, subjects[0].n_output_groups
+        q = next((s.n_properties for s in subjects if s.n_properties is not None), None)
+        predictors = {}
+        for kind, count in (("input", G), ("output", H)):
+            predictors[kind] = []
+            for g in range(count):
+                props = self._properties(subjects, kind, g)
+                predictors[kind].append(
+                    self._make_predictor(np.vstack(props), q, torch_gen, numpy_gen, torch.float64) if props else None
+                )
+        module = MultiSubjectLatentRegModule(
+            predictors["input"], predictors["output"], self._make_mapping(G, H), self.n_components
+        ).double()
+        for s, y_s in zip(subjects, ys):
+            module.add_subject(s.subject_id, self._new_subject(s, y_s))
+        if self.init == "auto":
+            self._als_start(module, subjects, ys, numpy_gen)
+        return module
+
+    def _als_start(self, module, subjects, ys, numpy_gen):
+        """Bilinear ALS start of bump magnitudes (one input and one output group, no fixed modes).
+
+        The start is exact for the initial a = 1, b = 0, δ = 0 of the optional latent affine
+        and direct maps, which the engine then learns.
+        """
+        bumps_in, bumps_out = module.input_predictors[0], module.output_predictors[0]
+        simple = (
+            len(module.input_predictors) == 1
+            and len(module.output_predictors) == 1
+            and isinstance(bumps_in, SumOfBumpFcns)
+            and isinstance(bumps_out, SumOfBumpFcns)
+            and isinstance(module.mapping, (IdentityMapping, LinearMapping))
+            and all(m is None for s in subjects for group in s.mode_groups() for m in group)
+        )
+        if not simple:
+            return
+        stats = []
+        with torch.no_grad():
+            for s, (y_s,) in zip(subjects, ys):
+                (x_s,), ((r_s,), (q_s,)) = s.x_groups(), s.property_groups()
+                phi_in = _numpy(bumps_in.bump_activations(torch.as_tensor(r_s, dtype=torch.float64)))
+                phi_out = _numpy(bumps_out.bump_activations(torch.as_tensor(q_s, dtype=torch.float64)))
+                xc, yc = x_s - x_s.mean(axis=0), y_s - y_s.mean(axis=0)
+                z = xc @ phi_in
+                stats.append({"ztz": z.T @ z, "zty": phi_in.T @ (xc.T @ yc), "phi_out": phi_out, "z": z, "yc": yc})
+        M_P, M_U = bilinear_als(stats, self.n_components, numpy_gen=numpy_gen)
+        with torch.no_grad():
+            bumps_in.m.copy_(torch.as_tensor(M_P))
+            bumps_out.m.copy_(torch.as_tensor(M_U))
+            for s, st, (y_s,) in zip(subjects, stats, ys):
+                model = module.subject(s.subject_id)
+                fitted = st["z"] @ M_P @ (st["phi_out"] @ M_U).T
+                model.rho[0].copy_(torch.as_tensor(self._rho(((st["yc"] - fitted) ** 2).mean(axis=0))))
+                if "offsets" in self.subject_params:
+                    x_mean = s.x_groups()[0].mean(axis=0)
+                    P = _numpy(bumps_in.bump_activations(torch.as_tensor(s.property_groups()[0][0]))) @ M_P
+                    U = st["phi_out"] @ M_U
+                    model.offsets[0].copy_(torch.as_tensor(y_s.mean(axis=0) - x_mean @ P @ U.T))
+
+    def _standardise(self, module, subjects):
+        """Set ``p_mix``/``u_mix`` (and rescale c) to the standard form; predictions are unchanged.
+
+        Per group pair g (identity mapping): (1) the rms of the scales over all training
+        neurons becomes 1, U absorbing the factor; (2) pooled centred training latents get
+        identity covariance; (3) the pooled columns of ``U ⊙ c`` become orthogonal, sorted by
+        decreasing norm; (4) the largest-magnitude entry of each pooled U column is positive.
+        """
+        param = next(module.parameters())
+        device, dtype = param.device, param.dtype
+        models = [module.subject(s.subject_id) for s in subjects]
+        with torch.no_grad():
+            modes = [module.modes(m, *self._tensors(s, device, dtype)) for s, m in zip(subjects, models)]
+            for g in range(len(module.input_predictors)):
+                if not (module._predicted_in[g] and module._predicted_out[g]):
+                    continue  # a fixed side cannot absorb the transformation
+                scales = np.concatenate([_numpy(m.scales[g]) for m in models])
+                kappa = float(np.sqrt(np.mean(scales**2))) or 1.0
+                latents = [s.x_groups()[g] @ _numpy(P[g]) for s, (P, _) in zip(subjects, modes)]
+                centred = np.vstack([lat - lat.mean(axis=0) for lat in latents])
+                cov = centred.T @ centred / max(len(centred), 1)
+                evals, evecs = np.linalg.eigh(cov)
+                if evals.min() <= 1e-12 * max(evals.max(), 1e-300):
+                    continue  # degenerate latents: leave the modes as they are
+                whiten = evecs / np.sqrt(evals)  # A with Aᵀ cov A = I
+                unwhiten = evecs * np.sqrt(evals)  # A^{-T}
+                loadings = np.vstack(
+                    [
+                        _numpy(U[g]) @ unwhiten * kappa * (_numpy(m.scales[g]) / kappa)[:, None]
+                        for (_, U), m in zip(modes, models)
+                    ]
+                )
+                _, _, vt = np.linalg.svd(loadings, full_matrices=False)
+                rotation = vt.T
+                pooled_u = np.vstack([_numpy(U[g]) @ unwhiten @ rotation for _, U in modes])
+                signs = np.sign(pooled_u[np.argmax(np.abs(pooled_u), axis=0), np.arange(pooled_u.shape[1])])
+                signs[signs == 0] = 1.0
+                a_p = whiten @ rotation * signs
+                a_u = unwhiten @ rotation * signs * kappa
+                p_mix, u_mix = getattr(module, f"p_mix_{g}"), getattr(module, f"u_mix_{g}")
+                p_mix.copy_(p_mix @ torch.as_tensor(a_p, dtype=p_mix.dtype, device=p_mix.device))
+                u_mix.copy_(u_mix @ torch.as_tensor(a_u, dtype=u_mix.dtype, device=u_mix.device))
+                for m in models:
+                    m.scales[g].div_(kappa)
+
+
+class SubjectFitting:
+    """``fit_subject``: one subject's parameters with the shared parts frozen (estimator mixin)."""
+
+    def fit_subject(self, subject, y):
+        """Fit one subject's own parameters with the shared predictors and mapping frozen.
+
+        A subject new to the model is added to it. With ``subject_params`` within
+        {"scales", "offsets"} and no direct pairs the fit is closed form: per neuron, the
+        least-squares line of ``y_j`` on its latent prediction ``z_j = t U_jᵀ`` (slope c_j
+        and intercept o_j where learned), and ψ_j the residual variance (at least
+        ``min_var``). Otherwise the engine trains that subject's parameters alone.
+
+        Parameters
+        ----------
+        subject : SubjectData
+        y : ndarray of shape (n_samples, n_outputs), or a tuple per output group
+
+        Returns
+        -------
+        self : object
+        """
+        (subject,) = self._check_predict_subjects([subject])
+        ys = subject.check_y(y)
+        if subject.n_samples == 0:
+            raise ValueError(f"subject {subject.subject_id!r} has 0 samples; fit_subject needs data.")
+        model = self._subject_model(subject)
+        key = subject_key(subject.subject_id)
+        known = key in self.module_.subjects
+        if set(self.subject_params) <= {"scales", "offsets"} and not self.direct_pairs:
+            self._fit_subject_closed_form(model, subject, ys)
+        else:
+            self._fit_subject_engine(model, subject, ys)
+        if not known:
+            self.module_.add_subject(subject.subject_id, model)
+            self.subject_ids_ = [*self.subject_ids_, subject.subject_id]
+            self._grouped_y = [*self._grouped_y, subject._grouped_y]
+        self._store_attributes()
+        return self
+
+    def _fit_subject_closed_form(self, model, subject, ys):
+        scales, offsets = ("scales" in self.subject_params), ("offsets" in self.subject_params)
+        with torch.no_grad():
+            # latent predictions z (per output group) with unit scales and zero offsets
+            saved = [(c.detach().clone(), o.detach().clone()) for c, o in zip(model.scales, model.offsets)]
+            for c, o in zip(model.scales, model.offsets):
+                c.fill_(1.0)
+                o.fill_(0.0)
+            z_groups, _, _, _ = self._forward(subject, model)
+            for h, (z, yh) in enumerate(zip(z_groups, ys)):
+                z = _numpy(z)
+                z_mean, y_mean = z.mean(axis=0), yh.mean(axis=0)
+                if scales and offsets:
+                    zc = z - z_mean
+                    denom = (zc**2).sum(axis=0)
+                    c = np.where(denom > 0, (zc * (yh - y_mean)).sum(axis=0) / np.where(denom > 0, denom, 1.0), 0.0)
+                    o = y_mean - c * z_mean
+                elif scales:
+                    denom = (z**2).sum(axis=0)
+                    c = np.where(denom > 0, (z * yh).sum(axis=0) / np.where(denom > 0, denom, 1.0), 0.0)
+                    o = np.zeros_like(c)
+                elif offsets:
+                    c, o = np.ones(z.shape[1]), y_mean - z_mean
+                else:
+                    c, o = _numpy(saved[h][0]), _numpy(saved[h][1])
+                resid = yh - (z * c + o)
+                model.scales[h].copy_(torch.as_tensor(c))
+                model.offsets[h].copy_(torch.as_tensor(o))
+                model.rho[h].copy_(torch.as_tensor(self._rho((resid**2).mean(axis=0))))
+
+    def _fit_subject_engine(self, model, subject, ys):
+        param = next(self.module_.parameters())
+        device, dtype = param.device, param.dtype
+        torch_gen, _ = make_generators(self.random_state)
+        shared = [p for p in self.module_.parameters() if p.requires_grad]
+        in_props, out_props = self._tensors(subject, device, dtype)
+        G = subject.n_input_groups
+        data = tuple(torch.tensor(a, dtype=dtype) for a in (*subject.x_groups(), *ys))
+
+        def loss(m, *tensors):
+            x, y = tensors[:G], tensors[G:]
+            return m.neg_log_likelihood(y, self.module_(m, x, in_props, out_props)).sum()
+
+        for p in shared:
+            p.requires_grad_(False)
+        try:
+            fit_module(
+                model,
+                loss,
+                data,
+                generator=torch_gen,
+                **self._engine_options(),
+            )
+        finally:
+            for p in shared:
+                p.requires_grad_(True)
