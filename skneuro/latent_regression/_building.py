@@ -76,10 +76,10 @@ class LatentModelBuilding:
             return LinearMapping(G, H, self.n_components, dtype=torch.float64)
         return IdentityMapping()
 
-    def _new_subject(self, subject, ys):
-        """A :class:`SubjectModel` initialised from the data: o = means, c = 1, ψ = variances."""
+    def _blank_subject(self, subject):
+        """A float64 :class:`SubjectModel` of the subject's shapes and fixed modes, at its defaults."""
         in_modes, out_modes = subject.mode_groups()
-        model = SubjectModel(
+        return SubjectModel(
             subject.n_inputs,
             subject.n_outputs,
             self.n_components,
@@ -90,6 +90,10 @@ class LatentModelBuilding:
             output_modes=out_modes,
             dtype=torch.float64,
         )
+
+    def _new_subject(self, subject, ys):
+        """A :class:`SubjectModel` initialised from the data: o = means, c = 1, ψ = variances."""
+        model = self._blank_subject(subject)
         with torch.no_grad():
             for h, yh in enumerate(ys):
                 if "offsets" in self.subject_params:

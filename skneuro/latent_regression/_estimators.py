@@ -22,7 +22,6 @@ from ._modules import (
     SUBJECT_PARAMS,
     IdentityMapping,
     LinearMapping,
-    SubjectModel,
     _softplus_inverse,
     subject_key,
 )
@@ -455,18 +454,7 @@ class MultiSubjectLatentRegressor(
             if model.n_inputs != subject.n_inputs or model.n_outputs != subject.n_outputs:
                 raise ValueError(f"subject {subject.subject_id!r} does not match the shapes it had in training.")
             return model
-        in_modes, out_modes = subject.mode_groups()
-        model = SubjectModel(
-            subject.n_inputs,
-            subject.n_outputs,
-            self.n_components,
-            tuple(self.subject_params),
-            self.min_var,
-            tuple(self.direct_pairs or ()),
-            input_modes=in_modes,
-            output_modes=out_modes,
-            dtype=torch.float64,
-        )
+        model = self._blank_subject(subject)
         d = self.default_subject_params_
         with torch.no_grad():
             for h in range(len(subject.n_outputs)):
