@@ -865,3 +865,31 @@ def test_grouped_data_batches_and_the_epoch_objective_is_the_mean_of_its_updates
     updates = [sum(sizes[g] / n * v for g, n, v in seen[2 * u : 2 * u + 2]) / 35 for u in range(3)]
     assert [g for g, _, _ in seen] == [0, 1] * 3
     assert res.loss_curve[0] == pytest.approx(sum(updates) / 3, rel=1e-9)
+
+
+def test_gradients_are_clipped_per_parameter(monkeypatch):
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(torch.tensor([10.0, -10.0], dtype=torch.float64))
+            self.b = nn.Parameter(torch.tensor([0.01], dtype=torch.float64))
+
+    norms = []
+    original = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        norms.append([p.grad.norm().item() for p in self.param_groups[0]["params"]])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    module = Two()
+    fit_module(
+        module,
+        lambda m, x: ((m.a**2).sum() + (m.b**2).sum()) * x.sum(),
+        (torch.ones(2, 1, dtype=torch.float64),),
+        max_iter=2,
+        clip_grad_norm=0.5,
+        warn_not_converged=False,
+    )
+    # a's gradient (norm ~28) is scaled to 0.5; b's (0.02) is left alone: clipping is per parameter
+    assert norms[0][0] == pytest.approx(0.5) and norms[0][1] == pytest.approx(0.02)

@@ -287,7 +287,8 @@ class AdamEpoch:
     restores them and raises :class:`NonFinite`.
     """
 
-    def __init__(self, optimizer, objective, params, hooks, batch_size, generator):
+    def __init__(self, optimizer, objective, params, hooks, batch_size, generator, clip_grad_norm=None):
+        self.clip_grad_norm = clip_grad_norm
         self.optimizer = optimizer
         self.objective = objective
         self.params = params
@@ -314,6 +315,10 @@ class AdamEpoch:
                     raise
                 self.evaluated = before
                 self.hooks.after_backward()
+                if self.clip_grad_norm is not None:
+                    for p in self.params:
+                        if p.grad is not None:
+                            torch.nn.utils.clip_grad_norm_([p], self.clip_grad_norm)
                 self.optimizer.step()
                 self.hooks.after_step()
                 if not all_finite(self.params):

@@ -104,6 +104,7 @@ def fit_module(
     warn_not_converged: bool = True,
     checkpoint=None,
     resume=None,
+    clip_grad_norm: float | None = None,
 ) -> FitResult:
     """Train ``module`` in place by minimising a per-sample loss plus a penalty.
 
@@ -148,6 +149,10 @@ def fit_module(
     warn_not_converged : bool
         Emit a :class:`~sklearn.exceptions.ConvergenceWarning` when ``max_iter`` is
         reached before the stopping rule fires.
+    clip_grad_norm : float or None
+        Adam only: after the gradients of an update are accumulated (and perturbed), each
+        parameter's gradient is scaled down separately to at most this norm (PsychRNN's
+        per-variable clipping). Ignored by L-BFGS, whose line search needs true gradients.
     checkpoint : Checkpointer or None
         Writes the training state after every ``checkpoint.every``-th epoch.
     resume : dict or None
@@ -199,7 +204,7 @@ def fit_module(
         return result
     if solver == "adam":
         optimizer = torch.optim.Adam(params, lr=schedule(0))
-        epoch_runner = AdamEpoch(optimizer, objective, params, hooks, batch_size, generator)
+        epoch_runner = AdamEpoch(optimizer, objective, params, hooks, batch_size, generator, clip_grad_norm)
     else:
         optimizer = torch.optim.LBFGS(
             params,
