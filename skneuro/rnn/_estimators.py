@@ -452,6 +452,38 @@ class RateRNNRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             "init_state": self.init_state_,
         }
 
+    def save_weights(self, path):
+        """Write the trained weights and constraints as an ``.npz`` file (no pickle).
+
+        :meth:`WeightInitializer.load` reads it back, e.g. as the ``initializer`` of a new
+        estimator (a curriculum), or to inspect the raw weights.
+
+        Parameters
+        ----------
+        path : str or path-like
+        """
+        check_is_fitted(self)
+        m = self.module_
+
+        def numpy(t):
+            return t.detach().cpu().double().numpy()
+
+        WeightInitializer(
+            m.n_in,
+            m.n_rec,
+            m.n_out,
+            input_connectivity=numpy(m.input_mask),
+            rec_connectivity=numpy(m.rec_mask),
+            output_connectivity=numpy(m.output_mask),
+            dale_ratio=None if m.rec_signs is None else float((numpy(m.rec_signs) > 0).mean()),
+            W_in=numpy(m.W_in),
+            W_rec=numpy(m.W_rec),
+            W_out=numpy(m.W_out),
+            b_rec=numpy(m.b_rec),
+            b_out=numpy(m.b_out),
+            init_state=numpy(m.init_state),
+        ).save(path)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False

@@ -1,0 +1,355 @@
+"""RateRNNRegressor: 3-D replacement of the sklearn checks, formulas by hand, constraints, recovery."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+
+from skneuro.rnn import LeakyRNN, RateRNNRegressor, WeightInitializer
+
+N_TRIALS, T, N_IN, N_OUT = 24, 12, 2, 2
+
+
+def _data(n_trials=N_TRIALS, n_steps=T, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_trials, n_steps, N_IN))
+    y = np.cumsum(X, axis=1) * 0.1
+    mask = np.ones((n_trials, n_steps, N_OUT))
+    mask[:, :3] = 0.0
+    return X, y, mask
+
+
+def _est(**kw):
+    params = {"n_rec": 8, "max_iter": 3, "batch_size": 8, "learning_rate": 1e-2, "random_state": 0}
+    params.update(kw)
+    return RateRNNRegressor(**params)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y, mask = _data()
+    return _est().fit(X, y, sample_weight=mask), X, y, mask
+
+
+# ------------------------------------------------------------- sklearn basics
+def test_clone_and_params():
+    est = _est(dale_ratio=0.8, frozen=("b_rec",))
+    params = est.get_params()
+    assert params["dale_ratio"] == 0.8 and params["frozen"] == ("b_rec",)
+    cloned = clone(est)
+    assert cloned.get_params() == params
+    assert cloned.set_params(n_rec=5) is cloned and cloned.n_rec == 5
+
+
+def test_init_stores_only():
+    # invalid values are accepted by __init__ and rejected by fit
+    est = RateRNNRegressor(n_rec=-1, frozen=("nope",), dt=500.0)
+    assert est.n_rec == -1 and est.frozen == ("nope",) and est.dt == 500.0
+    assert not any(k.endswith("_") and not k.startswith("_") for k in vars(est))
+
+
+def test_fit_returns_self_and_attributes(fitted):
+    est, X, y, mask = fitted
+    assert est.n_features_in_ == N_IN
+    assert est.W_in_.shape == (8, N_IN) and est.W_rec_.shape == (8, 8) and est.W_out_.shape == (N_OUT, 8)
+    assert est.dale_signs_.shape == (8,) and (est.dale_signs_ == 1).all()
+    assert len(est.loss_curve_) == est.n_iter_ == 3
+    assert est.n_updates_ == 9
+    new = _est(max_iter=1)
+    assert new.fit(X, y, sample_weight=mask) is new
+
+
+def test_not_fitted():
+    X, _, _ = _data()
+    est = _est()
+    for method in (est.predict, est.predict_states, est.simulate):
+        with pytest.raises(NotFittedError):
+            method(X)
+    with pytest.raises(NotFittedError):
+        est.get_weights()
+
+
+def test_same_random_state_same_fit(fitted):
+    est, X, y, mask = fitted
+    other = _est().fit(X, y, sample_weight=mask)
+    np.testing.assert_array_equal(est.predict(X), other.predict(X))
+    third = _est(random_state=1).fit(X, y, sample_weight=mask)
+    assert not np.array_equal(est.predict(X), third.predict(X))
+
+
+def test_pickle_round_trip_exact(fitted):
+    est, X, _, _ = fitted
+    loaded = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(est.predict(X), loaded.predict(X))
+    np.testing.assert_array_equal(est.W_rec_, loaded.W_rec_)
+
+
+def test_float64_outputs_under_float32(fitted):
+    est, X, y, mask = fitted
+    assert est.module_.W_rec.dtype == torch.float32
+    assert est.predict(X).dtype == np.float64
+    assert est.predict_states(X).dtype == np.float64
+    sim = est.simulate(X, random_state=0)
+    assert all(a.dtype == np.float64 for a in sim)
+    assert sim.outputs.shape == (N_TRIALS, T, N_OUT) and sim.rates.shape == (N_TRIALS, T, 8)
+    assert isinstance(est.score(X, y, sample_weight=mask), float)
+
+
+def test_warm_start_continues():
+    X, y, mask = _data()
+    est = _est(max_iter=2, warm_start=True).fit(X, y, sample_weight=mask)
+    first_updates, first_W, first_loss = est.n_updates_, est.W_rec_.copy(), est.loss_curve_[-1]
+    module = est.module_
+    est.fit(X, y, sample_weight=mask)
+    assert est.module_ is module
+    # n_updates_ counts the optimizer steps of the latest fit (project-wide convention)
+    assert est.n_updates_ == first_updates
+    assert est.loss_curve_[0] <= first_loss + 1e-6  # continues from the fitted module
+    assert not np.array_equal(first_W, est.W_rec_)
+    # without warm_start a refit starts over: same result as the first fit
+    cold = _est(max_iter=2).fit(X, y, sample_weight=mask)
+    np.testing.assert_array_equal(cold.W_rec_, first_W)
+    assert cold.fit(X, y, sample_weight=mask).n_updates_ == first_updates
+
+
+# ---------------------------------------------------------------- bad input
+def _raises(name, func, *args, **kw):
+    with pytest.raises(ValueError, match=name):
+        func(*args, **kw)
+
+
+def test_bad_input(fitted):
+    est, X, y, mask = fitted
+    _raises("X", est.predict, X[:, :, :1])
+    _raises("X", est.predict, X[:, :, 0])
+    _raises("X", _est().fit, X[:, :, 0], y)
+    _raises("y", _est().fit, X, y[:, :, 0])
+    _raises("X and y", _est().fit, X, y[:-1])
+    _raises("X and y", _est().fit, X, y[:, :-1])
+    for bad in (np.nan, np.inf):
+        Xb = X.copy()
+        Xb[0, 0, 0] = bad
+        _raises("X", _est().fit, Xb, y)
+        _raises("X", est.predict, Xb)
+        yb = y.copy()
+        yb[1, 2, 1] = bad
+        _raises("y", _est().fit, X, yb)
+        mb = mask.copy()
+        mb[0, 5, 0] = bad
+        _raises("sample_weight", _est().fit, X, y, sample_weight=mb)
+    neg = mask.copy()
+    neg[0, 5, 0] = -1.0
+    _raises("sample_weight", _est().fit, X, y, sample_weight=neg)
+    _raises("sample_weight", _est().fit, X, y, sample_weight=np.zeros_like(mask))
+    _raises("sample_weight", _est().fit, X, y, sample_weight=mask[:, :-1])
+    _raises("sample_weight", est.score, X, y, sample_weight=neg)
+
+
+def test_2d_mask_accepted():
+    X, y, mask = _data()
+    a = _est(max_iter=1).fit(X, y, sample_weight=mask[:, :, 0])
+    b = _est(max_iter=1).fit(X, y, sample_weight=mask)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+def test_bad_params():
+    X, y, mask = _data()
+    _raises("dale_ratio", _est(dale_ratio=0.0).fit, X, y)
+    _raises("dale_ratio", _est(dale_ratio=1.5).fit, X, y)
+    _raises("frozen", _est(frozen=("W_nope",)).fit, X, y)
+    _raises("dt/tau", _est(dt=200.0, tau=100.0).fit, X, y)
+    _raises("activation", _est(activation="elu").fit, X, y)
+    _raises("initializer", _est(initializer="nope").fit, X, y)
+    wrong = WeightInitializer(N_IN + 1, 8, N_OUT, random_state=0)
+    _raises("initializer", _est(initializer=wrong).fit, X, y)
+    ok = WeightInitializer(N_IN, 8, N_OUT, random_state=0)
+    _raises("initializer", _est(initializer=ok, dale_ratio=0.5).fit, X, y)
+
+
+# ------------------------------------------------------------ model selection
+def test_cross_val_score_and_grid_search():
+    X, y, mask = _data()
+    scores = cross_val_score(_est(max_iter=1), X, y, params={"sample_weight": mask}, cv=3)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+    search = GridSearchCV(_est(max_iter=1), {"n_rec": [5, 8]}, cv=2).fit(X, y, sample_weight=mask)
+    assert search.best_params_["n_rec"] in (5, 8)
+    assert search.predict(X).shape == y.shape
+
+
+# -------------------------------------------------------------- by-hand math
+def test_score_by_hand(fitted, monkeypatch):
+    est = clone(fitted[0])
+    est.__dict__.update({k: v for k, v in vars(fitted[0]).items() if k.endswith("_")})
+    y = np.array([0.0, 1.0, 2.0, 3.0]).reshape(1, 4, 1)
+    pred = np.array([0.0, 1.0, 2.0, 4.0]).reshape(1, 4, 1)
+    monkeypatch.setattr(est, "predict", lambda X: pred.copy())
+    X = np.zeros((1, 4, N_IN))
+    assert est.score(X, y, sample_weight=np.array([[1.0, 1, 1, 0]])) == pytest.approx(1.0, abs=1e-12)
+    assert est.score(X, y) == pytest.approx(0.8, abs=1e-12)
+    # two outputs: averaged
+    y2, pred2 = np.concatenate([y, y], axis=2), np.concatenate([pred, y], axis=2)
+    monkeypatch.setattr(est, "predict", lambda X: pred2.copy())
+    assert est.score(X, y2) == pytest.approx(0.9, abs=1e-12)
+
+
+def test_loss_by_hand():
+    # one trial, T 1, two outputs: ŷ = b_out = [1, 3], y = 0, mask [1, 0]
+    # loss = Σ m (ŷ - y)² / (B·T·n_out) = 1 / 2
+    init = WeightInitializer(
+        1,
+        3,
+        2,
+        W_in=np.zeros((3, 1)),
+        W_rec=np.zeros((3, 3)),
+        W_out=np.zeros((2, 3)),
+        b_rec=np.zeros(3),
+        b_out=np.array([1.0, 3.0]),
+        random_state=0,
+    )
+    est = RateRNNRegressor(
+        3,
+        initializer=init,
+        frozen=("W_in", "W_rec", "W_out", "b_rec"),
+        max_iter=1,
+        batch_size=1,
+        dtype="float64",
+        random_state=0,
+    )
+    est.fit(np.zeros((1, 1, 1)), np.zeros((1, 1, 2)), sample_weight=np.array([[[1.0, 0.0]]]))
+    assert est.loss_curve_[0] == pytest.approx(0.5, rel=1e-12)
+
+
+# --------------------------------------------------------------- constraints
+def test_dale_and_masks_after_fit():
+    X, y, mask = _data()
+    rng = np.random.default_rng(3)
+    n_rec = 10
+    rec_conn = (rng.random((n_rec, n_rec)) < 0.6).astype(float)
+    in_conn = (rng.random((n_rec, N_IN)) < 0.7).astype(float)
+    out_conn = (rng.random((N_OUT, n_rec)) < 0.7).astype(float)
+    est = _est(
+        n_rec=n_rec,
+        dale_ratio=0.8,
+        autapses=False,
+        rec_connectivity=rec_conn,
+        input_connectivity=in_conn,
+        output_connectivity=out_conn,
+        max_iter=3,
+        learning_rate=0.05,
+    ).fit(X, y, sample_weight=mask)
+    signs = est.dale_signs_
+    np.testing.assert_array_equal(signs, [1.0] * 8 + [-1.0] * 2)
+    assert (est.W_rec_ * signs[None, :] >= 0).all()
+    assert (est.W_out_[:, signs < 0] == 0).all()
+    assert (est.W_in_ >= 0).all()
+    assert (est.W_rec_[rec_conn == 0] == 0).all()
+    assert (np.diag(est.W_rec_) == 0).all()
+    assert (est.W_in_[in_conn == 0] == 0).all()
+    assert (est.W_out_[out_conn == 0] == 0).all()
+    # training did something to the allowed entries
+    assert np.abs(est.W_rec_).sum() > 0 and np.abs(est.W_out_).sum() > 0
+
+
+def test_frozen_unchanged():
+    X, y, mask = _data()
+    frozen_names = ("W_in", "W_rec", "b_out")
+    est = _est(frozen=frozen_names, learning_rate=0.05).fit(X, y, sample_weight=mask)
+    start = _est(frozen=("W_in", "W_rec", "W_out", "b_rec", "b_out"), max_iter=1)
+    start.fit(X, y, sample_weight=mask)  # everything frozen: initial weights
+    np.testing.assert_array_equal(est.W_in_, start.W_in_)
+    np.testing.assert_array_equal(est.W_rec_, start.W_rec_)
+    np.testing.assert_array_equal(est.b_out_, start.b_out_)
+    assert not np.array_equal(est.W_out_, start.W_out_)
+    assert not np.array_equal(est.b_rec_, start.b_rec_)
+    for name in frozen_names:
+        assert getattr(est.module_, name).requires_grad  # restored after fit
+
+
+# --------------------------------------------------------------------- noise
+def test_simulate_seeded_and_predict_deterministic():
+    X, y, mask = _data()
+    est = _est(rec_noise=0.1).fit(X, y, sample_weight=mask)
+    a = est.simulate(X, random_state=0)
+    b = est.simulate(X, random_state=0)
+    c = est.simulate(X, random_state=1)
+    np.testing.assert_array_equal(a.outputs, b.outputs)
+    np.testing.assert_array_equal(a.states, b.states)
+    assert not np.array_equal(a.outputs, c.outputs)
+    np.testing.assert_array_equal(est.predict(X), est.predict(X))
+    quiet = est.simulate(X, noise=False)
+    np.testing.assert_array_equal(quiet.outputs, est.predict(X))
+    np.testing.assert_array_equal(quiet.rates, est.predict_states(X))
+    assert not np.array_equal(a.outputs, est.predict(X))
+
+
+def test_global_rng_untouched():
+    X, y, mask = _data()
+    np.random.seed(123)
+    torch.manual_seed(123)
+    np_state, torch_state = np.random.get_state(), torch.get_rng_state()
+    est = _est(rec_noise=0.1, dale_ratio=0.8).fit(X, y, sample_weight=mask)
+    est.simulate(X, random_state=0)
+    est.predict(X)
+    after_np = np.random.get_state()
+    assert after_np[0] == np_state[0] and np.array_equal(after_np[1], np_state[1]) and after_np[2] == np_state[2]
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+# ------------------------------------------------------------------ recovery
+def test_recovery_of_teacher():
+    n_in, n_rec, n_out, n_steps = 2, 20, 2, 30
+    teacher = LeakyRNN(n_in, n_rec, n_out, dt=10.0, tau=50.0, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        teacher.W_in.copy_(torch.randn(n_rec, n_in, generator=g, dtype=torch.float64))
+        teacher.W_rec.copy_(0.9 * torch.randn(n_rec, n_rec, generator=g, dtype=torch.float64) / n_rec**0.5)
+        teacher.W_out.copy_(torch.randn(n_out, n_rec, generator=g, dtype=torch.float64) / n_rec**0.5)
+        teacher.b_rec.zero_()
+        teacher.b_out.zero_()
+        teacher.init_state.fill_(0.1)
+    rng = np.random.default_rng(0)
+    # smooth inputs: piecewise constant pulses
+    U = np.repeat(rng.normal(size=(600, n_steps // 5, n_in)), 5, axis=1)
+    with torch.no_grad():
+        Y = teacher(torch.tensor(U))[0].numpy()
+    train, test = slice(0, 500), slice(500, 600)
+    student = RateRNNRegressor(
+        n_rec,
+        tau=50.0,
+        learning_rate=1e-2,
+        batch_size=32,
+        max_iter=40,
+        n_iter_no_change=100,
+        random_state=0,
+    ).fit(U[train], Y[train])
+    r2 = student.score(U[test], Y[test])
+    assert r2 >= 0.95, r2
+
+
+def test_save_weights_round_trips_through_the_initializer(tmp_path):
+    from skneuro.datasets.tasks import PerceptualDiscrimination
+    from skneuro.rnn import WeightInitializer
+
+    X, y, mask, _ = PerceptualDiscrimination(T=300).generate(32, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = RateRNNRegressor(n_rec=10, dale_ratio=0.8, autapses=False, max_iter=2, batch_size=16, random_state=0)
+        est.fit(X, y, sample_weight=mask)
+    path = tmp_path / "weights.npz"
+    est.save_weights(path)
+    loaded = WeightInitializer.load(path)
+    W_in, W_rec, W_out = loaded.effective_weights()
+    np.testing.assert_allclose(W_rec, est.W_rec_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(W_in, est.W_in_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(W_out, est.W_out_, rtol=1e-6, atol=1e-7)
+    # the saved weights start a new fit that predicts as the trained one did
+    again = RateRNNRegressor(n_rec=10, initializer=loaded, max_iter=1, learning_rate=1e-12, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again.fit(X, y, sample_weight=mask)
+    np.testing.assert_allclose(again.predict(X), est.predict(X), rtol=1e-4, atol=1e-5)
