@@ -130,21 +130,7 @@ class PerceptualDiscrimination(Task):
         }
 
     def build_trials(self, t, params, rng):
-        """Inputs, targets and mask of the trials ``params`` describes.
-
-        Parameters
-        ----------
-        t : ndarray of shape (n_steps,)
-            The time grid in ms.
-        params : dict of str to ndarray of shape (n_trials,)
-            As :meth:`sample_trial_params` returns them.
-        rng : numpy.random.Generator
-            Source of the input noise.
-
-        Returns
-        -------
-        X, y, mask : ndarray of shape (n_trials, n_steps, 2)
-        """
+        """Inputs, targets and mask of the trials (see :meth:`Task.build_trials`)."""
         onset = params["onset_time"][:, None]
         off = onset + params["stim_duration"][:, None]
         direction = params["direction"]
@@ -264,21 +250,7 @@ float or None, default=None
         return params
 
     def build_trials(self, t, params, rng):
-        """Inputs, targets and mask of the trials ``params`` describes.
-
-        Parameters
-        ----------
-        t : ndarray of shape (n_steps,)
-            The time grid in ms.
-        params : dict of str to ndarray of shape (n_trials,)
-            As :meth:`sample_trial_params` returns them.
-        rng : numpy.random.Generator
-            Source of the input noise.
-
-        Returns
-        -------
-        X, y, mask : ndarray of shape (n_trials, n_steps, 2)
-        """
+        """Inputs, targets and mask of the trials (see :meth:`Task.build_trials`)."""
         # the epoch starts summed in PsychRNN's order, so that the bounds match its bounds
         bounds = [params["onset_time"][:, None]]
         for name, _ in self._EPOCHS[1:]:
@@ -387,22 +359,7 @@ class MatchToCategory(Task):
         return {"angle": angle, "category": category}
 
     def build_trials(self, t, params, rng):
-        """Inputs, targets and mask of the trials ``params`` describes.
-
-        Parameters
-        ----------
-        t : ndarray of shape (n_steps,)
-            The time grid in ms.
-        params : dict of str to ndarray of shape (n_trials,)
-            As :meth:`sample_trial_params` returns them.
-        rng : numpy.random.Generator
-            Source of the input noise.
-
-        Returns
-        -------
-        X : ndarray of shape (n_trials, n_steps, n_inputs)
-        y, mask : ndarray of shape (n_trials, n_steps, n_outputs)
-        """
+        """Inputs, targets and mask of the trials (see :meth:`Task.build_trials`)."""
         angle, category = params["angle"], params["category"]
         n_trials, n_steps = len(angle), len(t)
         delta = 2 * np.pi * np.arange(self.n_inputs) / self.n_inputs - angle[:, None]
