@@ -35,6 +35,8 @@ docs: install
 bench: install
 	$(PY) benchmarks/reduced_rank.py
 	$(PY) benchmarks/bench_bumps.py
+	$(PY) benchmarks/latent_regression.py
+	$(PY) benchmarks/rnn.py
 
 lint: install
 	$(PY) -m pip install --quiet ruff

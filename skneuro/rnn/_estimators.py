@@ -328,6 +328,12 @@ class RateRNNRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         unknown = [name for name in self.frozen if name not in _TRAINABLE]
         if unknown:
             raise ValueError(f"frozen entries must be among {_TRAINABLE}; got {unknown}.")
+        for name in ("input_connectivity", "rec_connectivity", "output_connectivity"):
+            value = getattr(self, name)
+            if value is not None:
+                arr = np.asarray(value, dtype=np.float64)
+                if not np.isin(arr, (0.0, 1.0)).all():
+                    raise ValueError(f"{name} must contain only 0 and 1 (connection absent or present).")
         if not 0 < self.dt / self.tau <= 1:
             raise ValueError(f"dt/tau must lie in (0, 1]; got dt={self.dt}, tau={self.tau}.")
         warm = self.warm_start and hasattr(self, "module_")

@@ -353,3 +353,13 @@ def test_save_weights_round_trips_through_the_initializer(tmp_path):
         warnings.simplefilter("ignore")
         again.fit(X, y, sample_weight=mask)
     np.testing.assert_allclose(again.predict(X), est.predict(X), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["input_connectivity", "rec_connectivity"])
+def test_connectivity_must_be_zero_or_one(name):
+    X = np.zeros((4, 5, 2))
+    y = np.zeros((4, 5, 1))
+    shape = (3, 2) if name == "input_connectivity" else (3, 3)
+    bad = np.full(shape, 0.5)
+    with pytest.raises(ValueError, match=name):
+        RateRNNRegressor(n_rec=3, max_iter=1, **{name: bad}).fit(X, y)

@@ -11,7 +11,7 @@
 PsychRNN's figures (TF 2.21, one thread) are quoted from the spec. One thread for torch and BLAS
 (set before numpy loads).
 
-Run: ``python benchmarks/bench_rnn.py [--device cpu]``
+Run: ``python benchmarks/rnn.py [--device cpu]``
 """
 
 from __future__ import annotations
