@@ -363,3 +363,21 @@ def test_connectivity_must_be_zero_or_one(name):
     bad = np.full(shape, 0.5)
     with pytest.raises(ValueError, match=name):
         RateRNNRegressor(n_rec=3, max_iter=1, **{name: bad}).fit(X, y)
+
+
+def test_a_model_fitted_on_cuda_unpickles_on_a_cpu_machine():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: nothing to map")
+    X, y = np.random.default_rng(0).normal(size=(6, 5, 2)), np.zeros((6, 5, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = RateRNNRegressor(n_rec=4, max_iter=1, batch_size=3, random_state=0).fit(X, y)
+    state = est.__getstate__()
+    state["device_"] = "cuda:0"  # as pickled on a GPU machine
+    clone = RateRNNRegressor.__new__(RateRNNRegressor)
+    with pytest.warns(UserWarning, match="mapped to 'cpu'"):
+        clone.__setstate__(state)
+    assert clone.device_ == torch.device("cpu")
+    np.testing.assert_array_equal(clone.predict(X), est.predict(X))
