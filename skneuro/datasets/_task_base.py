@@ -223,6 +223,44 @@ class Task:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement build_trials.")
 
+    @classmethod
+    def from_trial_function(cls, n_inputs, n_outputs, trial_params_fn, trial_fn, *, dt=10, tau=100, T=2000) -> Task:
+        """A task from PsychRNN-style per-trial and per-time-step functions.
+
+        Meant for porting existing PsychRNN tasks: it calls Python functions once per trial
+        and once per (trial, step), so it is far slower than a vectorised subclass.
+
+        Parameters
+        ----------
+        n_inputs, n_outputs : int
+        trial_params_fn : callable
+            ``trial_params_fn(trial_index, rng) -> dict`` of scalars for one trial (PsychRNN's
+            ``generate_trial_params``; draw randomness from ``rng`` to stay seeded).
+        trial_fn : callable
+            ``trial_fn(time_ms, params) -> (x_t, y_t, mask_t)`` with arrays of
+            ``n_inputs``, ``n_outputs`` and ``n_outputs`` entries (PsychRNN's
+            ``trial_function``).
+        dt, tau, T : float
+            As for :class:`Task`.
+
+        Returns
+        -------
+        Task
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skneuro.datasets.tasks import Task
+        >>> task = Task.from_trial_function(
+        ...     1, 1, lambda i, rng: {"level": rng.uniform()},
+        ...     lambda t, p: (np.array([p["level"]]), np.array([p["level"]]), np.ones(1)),
+        ...     dt=10, T=100)
+        >>> batch = task.generate(3, random_state=0)
+        >>> batch.X.shape, bool(np.array_equal(batch.X, batch.y))
+        ((3, 10, 1), True)
+        """
+        return _TrialFunctionTask(n_inputs, n_outputs, trial_params_fn, trial_fn, dt=dt, tau=tau, T=T)
+
     def generate(self, n_trials: int, random_state=None) -> TaskBatch:
         """Generate a batch of trials.
 
@@ -302,3 +340,35 @@ class Task:
         params = self.sample_trial_params(n_trials, rng)
         X, y, mask = self.build_trials(self.times, params, rng)
         return TaskBatch(X, y, mask, params)
+
+
+class _TrialFunctionTask(Task):
+    """A :class:`Task` whose trials come from per-trial and per-step Python functions."""
+
+    def __init__(self, n_inputs, n_outputs, trial_params_fn, trial_fn, *, dt=10, tau=100, T=2000):
+        super().__init__(dt=dt, tau=tau, T=T)
+        _check_int("n_inputs", n_inputs, 1)
+        _check_int("n_outputs", n_outputs, 1)
+        if not callable(trial_params_fn) or not callable(trial_fn):
+            raise TypeError("trial_params_fn and trial_fn must be callables.")
+        self.n_inputs, self.n_outputs = int(n_inputs), int(n_outputs)
+        self.trial_params_fn, self.trial_fn = trial_params_fn, trial_fn
+
+    def __repr__(self):
+        return f"Task.from_trial_function(n_inputs={self.n_inputs}, n_outputs={self.n_outputs}, T={self.T})"
+
+    def sample_trial_params(self, n_trials, rng):
+        trials = [dict(self.trial_params_fn(i, rng)) for i in range(n_trials)]
+        return {key: np.array([trial[key] for trial in trials]) for key in trials[0]}
+
+    def build_trials(self, t, params, rng):
+        n_trials = len(next(iter(params.values()))) if params else 0
+        X = np.zeros((n_trials, len(t), self.n_inputs))
+        y = np.zeros((n_trials, len(t), self.n_outputs))
+        mask = np.zeros((n_trials, len(t), self.n_outputs))
+        for i in range(n_trials):
+            trial = {key: value[i] for key, value in params.items()}
+            for k, time in enumerate(t):
+                x_t, y_t, m_t = self.trial_fn(float(time), trial)
+                X[i, k], y[i, k], mask[i, k] = x_t, y_t, m_t
+        return X, y, mask

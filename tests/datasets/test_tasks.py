@@ -424,3 +424,58 @@ def test_repr_and_keyword_only_parameters():
     )
     with pytest.raises(TypeError):
         PerceptualDiscrimination(10, 100, 2000, 64)  # PsychRNN's positional (dt, tau, T, N_batch)
+
+
+def test_the_trial_function_wrapper_reproduces_perceptual_discrimination():
+    from skneuro.datasets.tasks import PerceptualDiscrimination, Task
+
+    fixed = {"coherence": 0.3, "direction": 1, "onset_time": 400.0, "stim_duration": 500.0}
+
+    def trial_params(i, rng):
+        return dict(fixed)
+
+    def trial_fn(time, p):
+        d, off = int(p["direction"]), p["onset_time"] + p["stim_duration"]
+        x, y = np.zeros(2), np.zeros(2)
+        if p["onset_time"] < time < off:
+            x[d] += 1 + p["coherence"]
+            x[1 - d] += 1
+        if time > off + 20:
+            y[d], y[1 - d] = 1.0, 0.2
+        return x, y, np.full(2, float(time >= off))
+
+    wrapped = Task.from_trial_function(2, 2, trial_params, trial_fn, dt=10, T=2000)
+    X_w, y_w, mask_w, params = wrapped.generate(3, random_state=0)
+    task = PerceptualDiscrimination(coherence=0.3, direction=1)
+    X_v, y_v, mask_v = task.build_trials(task.times, params, np.random.default_rng(0))
+    np.testing.assert_array_equal(y_w, y_v)
+    np.testing.assert_array_equal(mask_w, mask_v)
+    # the vectorised task adds input noise (sd 0.0447); the structure is the same
+    assert np.abs(X_v - X_w).max() < 0.3 and abs((X_v - X_w).mean()) < 0.01
+
+
+def test_a_custom_task_generates_trains_and_scores():
+    import warnings
+
+    from skneuro.datasets.tasks import Task
+    from skneuro.rnn import RateRNNRegressor
+
+    class Sign(Task):
+        n_inputs, n_outputs = 1, 2
+
+        def sample_trial_params(self, n_trials, rng):
+            return {"sign": rng.choice([-1.0, 1.0], size=n_trials)}
+
+        def build_trials(self, t, params, rng):
+            X = np.broadcast_to(params["sign"][:, None, None], (len(params["sign"]), len(t), 1)).copy()
+            y = np.stack([X[..., 0] > 0, X[..., 0] < 0], axis=-1).astype(float)
+            return X, y, np.broadcast_to(t[:, None] >= 200, y.shape).astype(float)
+
+    task = Sign(dt=20, T=400)
+    X, y, mask, _ = task.generate(256, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rnn = RateRNNRegressor(n_rec=10, batch_size=32, max_iter=10, learning_rate=0.01, random_state=0)
+        rnn.fit(X, y, sample_weight=mask)
+    X_t, y_t, m_t, _ = task.generate(100, random_state=1)
+    assert task.accuracy(y_t, rnn.predict(X_t), m_t) >= 0.95

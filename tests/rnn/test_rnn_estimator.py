@@ -381,3 +381,30 @@ def test_a_model_fitted_on_cuda_unpickles_on_a_cpu_machine():
         clone.__setstate__(state)
     assert clone.device_ == torch.device("cpu")
     np.testing.assert_array_equal(clone.predict(X), est.predict(X))
+
+
+def test_masked_scoring_in_cross_validation_through_metadata_routing():
+    from sklearn import config_context
+    from sklearn.model_selection import cross_val_score
+
+    from skneuro.datasets.tasks import PerceptualDiscrimination
+
+    X, y, mask, _ = PerceptualDiscrimination(T=300).generate(48, random_state=0)
+    with config_context(enable_metadata_routing=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = RateRNNRegressor(n_rec=6, max_iter=1, batch_size=16, random_state=0)
+        est.set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
+        routed = cross_val_score(est, X, y, params={"sample_weight": mask}, cv=3)
+        plain = RateRNNRegressor(n_rec=6, max_iter=1, batch_size=16, random_state=0)
+        plain.set_fit_request(sample_weight=True).set_score_request(sample_weight=False)
+        unmasked = cross_val_score(plain, X, y, params={"sample_weight": mask}, cv=3)
+    # the routed scores are the masked R² on each test fold, which differs from the unmasked one
+    from sklearn.model_selection import KFold
+
+    for (train, test), score in zip(KFold(3).split(X), routed):
+        fold = RateRNNRegressor(n_rec=6, max_iter=1, batch_size=16, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fold.fit(X[train], y[train], sample_weight=mask[train])
+        assert score == pytest.approx(fold.score(X[test], y[test], sample_weight=mask[test]))
+    assert not np.allclose(routed, unmasked)
