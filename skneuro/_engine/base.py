@@ -18,9 +18,23 @@ __all__ = [
     "make_generators",
     "resolve_device",
     "resolve_dtype",
+    "to_numpy",
 ]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def to_numpy(tensor) -> np.ndarray:
+    """A float64 numpy copy of a tensor on any device (detached).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro._engine.base import to_numpy
+    >>> to_numpy(torch.ones(2, requires_grad=True)).dtype
+    dtype('float64')
+    """
+    return tensor.detach().cpu().double().numpy()
 
 
 def resolve_device(device) -> torch.device:

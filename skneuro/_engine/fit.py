@@ -217,7 +217,7 @@ def fit_module(
             tolerance_change=1e-14,
         )
         epoch_runner = LBFGSStepper(optimizer, objective, params, hooks)
-    monitor = _Monitor(module, params, result, tol, n_iter_no_change, max_iter, verbose, log_terms)
+    monitor = _Monitor(module, params, result, tol, max_iter, verbose, log_terms)
     start = 0
     if resume is not None:
         start = _resume(resume, module, optimizer, generator, result, monitor, epoch_runner)
@@ -333,7 +333,7 @@ class _Hooks:
 class _Monitor:
     """Loss history, early stopping, the best parameters so far and progress output."""
 
-    def __init__(self, module, params, result, tol, n_iter_no_change, max_iter, verbose, log_terms):
+    def __init__(self, module, params, result, tol, max_iter, verbose, log_terms):
         self.module, self.params, self.result = module, params, result
         self.tol, self.verbose, self.log_terms = tol, verbose, log_terms
         self.best_loss, self.best_state, self.no_improve = math.inf, snapshot(params), 0

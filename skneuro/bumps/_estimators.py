@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .._engine import TorchEstimatorMixin, fit_module, make_generators
-from .._engine.base import engine_parameter_constraints
+from .._engine.base import engine_parameter_constraints, to_numpy
 from ..utils._docstrings import fill_doc
 from ._modules import BumpSumWithIntercept, SlowSumOfBumpFcns, SumOfBumpFcns
 
@@ -398,14 +398,10 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
     def _store_attributes(self):
         """Map the module's parameters to input units and order the bumps canonically."""
         bumps = self.module_.bumps
-
-        def numpy(t):
-            return t.detach().cpu().double().numpy()
-
-        centers = self.x_mean_ + self.x_scale_ * numpy(bumps.c)
-        widths = self.x_scale_ * np.abs(numpy(bumps.w))
-        magnitudes = numpy(bumps.m).reshape(bumps.n_bumps, -1) * self.y_scale_
-        intercept = self.y_mean_ + self.y_scale_ * numpy(self.module_.intercept)
+        centers = self.x_mean_ + self.x_scale_ * to_numpy(bumps.c)
+        widths = self.x_scale_ * np.abs(to_numpy(bumps.w))
+        magnitudes = to_numpy(bumps.m).reshape(bumps.n_bumps, -1) * self.y_scale_
+        intercept = self.y_mean_ + self.y_scale_ * to_numpy(self.module_.intercept)
         norms = np.sqrt((magnitudes**2).sum(axis=1))
         order = np.lexsort(tuple(centers[:, d] for d in reversed(range(centers.shape[1]))) + (-norms,))
         self._reorder(order)

@@ -12,6 +12,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from .._engine import fit_module, make_generators
+from .._engine.base import to_numpy as _numpy
 from ..bumps import SumOfBumpFcns
 from ._init import bilinear_als
 from ._modules import (
@@ -24,10 +25,6 @@ from ._modules import (
 )
 
 __all__ = ["LatentModelBuilding", "SubjectFitting"]
-
-
-def _numpy(t):
-    return t.detach().cpu().double().numpy()
 
 
 class LatentModelBuilding:

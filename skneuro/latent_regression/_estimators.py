@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._engine import Checkpointer, GroupedData, TorchEstimatorMixin, fit_module, load_checkpoint, make_generators
 from .._engine.base import engine_parameter_constraints, resolve_device, resolve_dtype
+from .._engine.base import to_numpy as _numpy
 from ..utils._docstrings import fill_doc
 from ._building import LatentModelBuilding, SubjectFitting
 from ._data import SubjectData
@@ -27,10 +28,6 @@ from ._modules import (
 )
 
 __all__ = ["MultiSubjectLatentRegressor"]
-
-
-def _numpy(t):
-    return t.detach().cpu().double().numpy()
 
 
 def _moments(subject, ys):

@@ -18,7 +18,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._engine import LearningRateSchedule, TorchEstimatorMixin, fit_module, make_generators
-from .._engine.base import engine_parameter_constraints
+from .._engine.base import engine_parameter_constraints, to_numpy
 from ..utils._docstrings import fill_doc
 from ..utils._linalg import link_numpy
 from ._closed_form import closed_form_fit, standard_form, target_scales
@@ -289,7 +289,7 @@ class _ReducedRankBase(
             if exact is not None and name in exact:
                 return exact[name]
             t = getattr(m, name)
-            return None if t is None else t.detach().cpu().double().numpy()
+            return None if t is None else to_numpy(t)
 
         w0, w1, o1, o2, g = standard_form(get("w0"), get("w1"), get("o1"), get("o2"), get("g"))
         with torch.no_grad():
@@ -297,7 +297,7 @@ class _ReducedRankBase(
                 if value is not None:
                     getattr(m, name).copy_(torch.as_tensor(value))
         self.w0_, self.w1_, self.o2_ = w0, w1, o2
-        self.v_ = np.array(get("v") if exact is not None else m.v.detach().cpu().double().numpy())
+        self.v_ = np.array(get("v") if exact is not None else to_numpy(m.v))
         if o1 is not None:
             self.o1_ = o1
         if g is not None:

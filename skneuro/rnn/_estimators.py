@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._engine import TorchEstimatorMixin, fit_module, make_generators
-from .._engine.base import engine_parameter_constraints
+from .._engine.base import engine_parameter_constraints, to_numpy
 from ..utils._docstrings import fill_doc
 from ._initializers import AlphaIdentity, GaussianSpectralRadius, WeightInitializer
 from ._modules import ACTIVATIONS, LeakyRNN
@@ -382,13 +382,9 @@ class RateRNNRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
 
     def _store_weights(self):
         m = self.module_
-
-        def numpy(t):
-            return t.detach().cpu().double().numpy()
-
-        self.W_in_, self.W_rec_, self.W_out_ = (numpy(w) for w in m.effective_weights())
-        self.b_rec_, self.b_out_, self.init_state_ = numpy(m.b_rec), numpy(m.b_out), numpy(m.init_state)
-        self.dale_signs_ = np.ones(m.n_rec) if m.rec_signs is None else numpy(m.rec_signs)
+        self.W_in_, self.W_rec_, self.W_out_ = (to_numpy(w) for w in m.effective_weights())
+        self.b_rec_, self.b_out_, self.init_state_ = to_numpy(m.b_rec), to_numpy(m.b_out), to_numpy(m.init_state)
+        self.dale_signs_ = np.ones(m.n_rec) if m.rec_signs is None else to_numpy(m.rec_signs)
 
     # -------------------------------------------------------------- prediction
     def _run(self, X, *, noise=False, generator=None, rec_multiplier=None):
@@ -470,24 +466,20 @@ class RateRNNRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         m = self.module_
-
-        def numpy(t):
-            return t.detach().cpu().double().numpy()
-
         WeightInitializer(
             m.n_in,
             m.n_rec,
             m.n_out,
-            input_connectivity=numpy(m.input_mask),
-            rec_connectivity=numpy(m.rec_mask),
-            output_connectivity=numpy(m.output_mask),
-            dale_ratio=None if m.rec_signs is None else float((numpy(m.rec_signs) > 0).mean()),
-            W_in=numpy(m.W_in),
-            W_rec=numpy(m.W_rec),
-            W_out=numpy(m.W_out),
-            b_rec=numpy(m.b_rec),
-            b_out=numpy(m.b_out),
-            init_state=numpy(m.init_state),
+            input_connectivity=to_numpy(m.input_mask),
+            rec_connectivity=to_numpy(m.rec_mask),
+            output_connectivity=to_numpy(m.output_mask),
+            dale_ratio=None if m.rec_signs is None else float((to_numpy(m.rec_signs) > 0).mean()),
+            W_in=to_numpy(m.W_in),
+            W_rec=to_numpy(m.W_rec),
+            W_out=to_numpy(m.W_out),
+            b_rec=to_numpy(m.b_rec),
+            b_out=to_numpy(m.b_out),
+            init_state=to_numpy(m.init_state),
         ).save(path)
 
     def __sklearn_tags__(self):
