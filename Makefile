@@ -37,6 +37,7 @@ bench: install
 	$(PY) benchmarks/bench_bumps.py
 	$(PY) benchmarks/latent_regression.py
 	$(PY) benchmarks/rnn.py
+	$(PY) benchmarks/analysis.py
 
 lint: install
 	$(PY) -m pip install --quiet ruff

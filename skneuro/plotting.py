@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["compare_reduced_rank"]
+__all__ = ["compare_reduced_rank", "plot_flow_field"]
 
 
 def _pyplot():
@@ -82,3 +82,79 @@ def compare_reduced_rank(est1, est2, X=None, targets=None):
             axes[row, col].set_title(f"target {target}")
     fig.tight_layout()
     return fig
+
+
+def plot_flow_field(field, ax=None, kind="stream", fixed_points=None, trajectory=None):
+    """Draw a flow field of :func:`skneuro.analysis.flow_field`, with fixed points and trajectories.
+
+    Colour shows the speed, normalized to [0, 1] for display only (a zero field draws in
+    one colour instead of failing).
+
+    Parameters
+    ----------
+    field : FlowField
+        A field with one centre (index a multi-centre field first: ``field[k]``).
+    ax : matplotlib Axes, optional
+        Where to draw; default: a new figure's axes.
+    kind : {"stream", "quiver"}, default="stream"
+    fixed_points : FixedPoints or array-like of shape (m, n_rec), optional
+        Drawn as filled (stable) or open (unstable) circles; for ``FixedPoints`` only the
+        ``unique`` ones.
+    trajectory : array-like of shape (n_steps, n_rec) or (n_trials, n_steps, n_rec), optional
+        Full network states, projected on the field's plane.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np, torch
+    >>> from skneuro.rnn import LeakyRNN
+    >>> from skneuro.analysis import flow_field
+    >>> from skneuro.plotting import plot_flow_field
+    >>> net = LeakyRNN(0, 2, 0, activation="tanh")
+    >>> _ = net.W_rec.data.copy_(torch.tensor([[1.5, -1.0], [1.0, 1.5]]))
+    >>> ax = plot_flow_field(flow_field(net, np.zeros(0), (np.zeros(2), np.eye(2)), extent=2.0))
+    >>> ax.get_xlabel()
+    'component 1'
+    """
+    from .analysis import FixedPoints
+
+    if field.grid.ndim != 3:
+        raise ValueError("field has several centres; pass one of them, e.g. field[0].")
+    if kind not in ("stream", "quiver"):
+        raise ValueError(f"kind must be 'stream' or 'quiver'; got {kind!r}.")
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots()
+    gx, gy = field.grid[..., 0], field.grid[..., 1]
+    vx, vy = field.velocity[..., 0], field.velocity[..., 1]
+    top = float(field.speed.max())
+    colour = field.speed / top if top > 0 else np.zeros_like(field.speed)
+    if kind == "stream":
+        if top > 0:
+            ax.streamplot(gx, gy, vx, vy, color=colour, cmap="viridis", density=1.2, norm=plt.Normalize(0, 1))
+    else:
+        ax.quiver(gx, gy, vx, vy, colour, cmap="viridis", norm=plt.Normalize(0, 1))
+    if trajectory is not None:
+        traj = np.asarray(trajectory, dtype=float)
+        traj = traj[None] if traj.ndim == 2 else traj
+        for path in field.project(traj):
+            ax.plot(path[:, 0], path[:, 1], color="k", lw=1)
+    if fixed_points is not None:
+        if isinstance(fixed_points, FixedPoints):
+            picked = fixed_points[fixed_points.unique]
+            points, stable = field.project(picked.states), picked.is_stable
+        else:
+            points = field.project(np.atleast_2d(np.asarray(fixed_points, dtype=float)))
+            stable = np.ones(len(points), dtype=bool)
+        ax.scatter(*points[stable].T, s=40, c="crimson", zorder=3, label="stable")
+        ax.scatter(*points[~stable].T, s=40, facecolors="white", edgecolors="crimson", zorder=3, label="unstable")
+    ax.set_xlim(gx.min(), gx.max())
+    ax.set_ylim(gy.min(), gy.max())
+    ax.set_xlabel("component 1")
+    ax.set_ylabel("component 2")
+    return ax

@@ -3,18 +3,26 @@
 :class:`RateRNNRegressor` trains a :class:`LeakyRNN` (masks, Dale's law, noise,
 hand-written backpropagation through time) on trials; :class:`WeightInitializer`,
 :class:`GaussianSpectralRadius` and :class:`AlphaIdentity` (numpy only) set its initial
-weights and constraints. The multi-region estimator comes later.
+weights and constraints. :class:`MultiRegionRNNRegressor` builds the same module from a
+configuration of named brain regions (:func:`parse_config`, :func:`config_from_mrnntorch`).
 """
 
-from ._estimators import RateRNNRegressor, Simulation
+from ._base import Simulation
+from ._estimators import RateRNNRegressor
 from ._initializers import AlphaIdentity, GaussianSpectralRadius, WeightInitializer
 from ._modules import LeakyRNN
+from ._multi_region import MultiRegionRNNRegressor
+from ._regions import RegionSpec, config_from_mrnntorch, parse_config
 
 __all__ = [
     "AlphaIdentity",
     "GaussianSpectralRadius",
     "LeakyRNN",
+    "MultiRegionRNNRegressor",
+    "RegionSpec",
     "RateRNNRegressor",
     "Simulation",
     "WeightInitializer",
+    "config_from_mrnntorch",
+    "parse_config",
 ]

@@ -184,7 +184,6 @@ class LeakyRNN(nn.Module):
         ):
             self.register_buffer(f"{kind}_signs", self._signs(kind, signs, size, kw))
         self.register_buffer("bias_trainable", torch.ones(self.n_rec, **kw))
-        self.b_rec.register_hook(lambda grad: grad * self.bias_trainable)
 
     @staticmethod
     def _mask(kind, mask, shape, kw):
@@ -221,6 +220,17 @@ class LeakyRNN(nn.Module):
         constrained = ~torch.isnan(signs)
         return torch.where(constrained, W.abs() * torch.nan_to_num(signs), W)
 
+    def gated_bias(self):
+        """``b_rec`` with gradient only where ``bias_trainable`` is 1 (same values).
+
+        ``g ⊙ b + (1 − g) ⊙ b.detach()``: part of the graph, so the gate survives pickling
+        and copying (a tensor hook would not).
+        """
+        g = self.bias_trainable
+        if bool((g == 1).all()):
+            return self.b_rec
+        return g * self.b_rec + (1 - g) * self.b_rec.detach()
+
     def effective_weights(self):
         """``(W_in, W_rec, W_out)`` after masks and signs."""
         return (
@@ -233,7 +243,7 @@ class LeakyRNN(nn.Module):
         """One noise-free update of states ``x (B, n_rec)`` with inputs ``u (B, n_in)``."""
         W_in, W_rec, _ = self.effective_weights()
         a = self.alpha
-        return (1 - a) * x + a * (_activate(self.activation, x) @ W_rec.T + u @ W_in.T + self.b_rec)
+        return (1 - a) * x + a * (_activate(self.activation, x) @ W_rec.T + u @ W_in.T + self.gated_bias())
 
     def _noise(self, shape, generator, like):
         z = torch.randn(
@@ -270,7 +280,7 @@ class LeakyRNN(nn.Module):
         B, T, _ = u.shape
         a = self.alpha
         W_in, W_rec, W_out = self.effective_weights()
-        D = a * (u @ W_in.T + self.b_rec)
+        D = a * (u @ W_in.T + self.gated_bias())
         if noise and self.input_noise > 0:
             D = D + (math.sqrt(2 * a * self.input_noise**2) * self._noise((B, T, self.n_in), generator, u)) @ W_in.T
         if noise and self.rec_noise > 0:

@@ -1,0 +1,305 @@
+"""What the single- and multi-region rate RNN estimators share: trial checks, training, prediction.
+
+A subclass builds its :class:`~skneuro.rnn.LeakyRNN` in ``_build_module``; everything else
+(the masked loss, penalties, the engine call, prediction, scoring, fitted attributes) lives
+here once.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .._engine import TorchEstimatorMixin, fit_module, make_generators
+from .._engine.base import engine_parameter_constraints, to_numpy
+from ._modules import ACTIVATIONS
+
+__all__ = ["Simulation"]
+
+TRAINABLE = ("W_in", "W_rec", "W_out", "b_rec", "b_out")
+
+
+class Simulation(NamedTuple):
+    """Outputs ``(n_trials, n_steps, n_outputs)``, states and rates ``(n_trials, n_steps, n_rec)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skneuro.rnn import Simulation
+    >>> sim = Simulation(np.zeros((1, 3, 2)), np.zeros((1, 3, 4)), np.zeros((1, 3, 4)))
+    >>> sim.outputs.shape, sim.rates.shape
+    ((1, 3, 2), (1, 3, 4))
+    """
+
+    outputs: np.ndarray
+    states: np.ndarray
+    rates: np.ndarray
+
+
+def check_trials(name, value, n_last=None, ndim=3):
+    """``value`` as a finite float64 array of trials (n_trials, n_steps, ...)."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - any conversion failure is bad input
+        raise TypeError(f"{name} must be a numeric array.") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}.")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real; got dtype {arr.dtype}.")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array (n_trials, n_steps, ...); got shape {arr.shape}.")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one trial and one step; got shape {arr.shape}.")
+    if n_last is not None and arr.shape[2] != n_last:
+        raise ValueError(f"{name} has {arr.shape[2]} features in its last axis; expected {n_last}.")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return arr
+
+
+def check_mask(sample_weight, y):
+    """The output mask as an array shaped like ``y`` (None: ones)."""
+    if sample_weight is None:
+        return np.ones_like(y)
+    mask = np.asarray(sample_weight, dtype=np.float64)
+    if mask.shape == y.shape[:2]:
+        mask = np.repeat(mask[:, :, None], y.shape[2], axis=2)
+    if mask.shape != y.shape:
+        raise ValueError(
+            f"sample_weight (the output mask) must have shape {y.shape} or {y.shape[:2]}; "
+            f"got {np.shape(sample_weight)}."
+        )
+    if not np.isfinite(mask).all() or (mask < 0).any():
+        raise ValueError("sample_weight (the output mask) must be finite and non-negative.")
+    if not mask.any():
+        raise ValueError("sample_weight (the output mask) must not be all zero.")
+    return mask
+
+
+def rate_rnn_constraints():
+    """Parameter constraints shared by the rate RNN estimators."""
+    return {
+        "dt": [Interval(Real, 0, None, closed="neither")],
+        "tau": [Interval(Real, 0, None, closed="neither")],
+        "rec_noise": [Interval(Real, 0, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "train_init_state": ["boolean"],
+        "frozen": [tuple, list],
+        **{f"{k}_{w}": [Interval(Real, 0, None, closed="left")] for k in ("l1", "l2") for w in ("in", "rec", "out")},
+        "l2_firing_rate": [Interval(Real, 0, None, closed="left")],
+        "clip_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "solver": [StrOptions({"adam", "lbfgs"})],
+        **engine_parameter_constraints(),
+    }
+
+
+class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
+    """Training and prediction of a :class:`LeakyRNN` on trials; subclasses build the module."""
+
+    def _build_module(self, n_in, n_out, numpy_gen, dtype, device):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_build_params(self):
+        """Subclass hook: validate parameters that need more than their constraints."""
+
+    # ----------------------------------------------------------------- fitting
+    def _penalty(self, module):
+        W = dict(zip(("in", "rec", "out"), module.effective_weights()))
+        total = module.W_rec.new_zeros(())
+        for kind, weights in W.items():
+            l1, l2 = getattr(self, f"l1_{kind}"), getattr(self, f"l2_{kind}")
+            if l1 and weights.numel():
+                total = total + l1 * weights.abs().mean()
+            if l2 and weights.numel():
+                total = total + l2 * (weights**2).mean()
+        return total
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Train on trials.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_trials, n_steps, n_inputs)
+        y : array-like of shape (n_trials, n_steps, n_outputs)
+        sample_weight : array-like of shape (n_trials, n_steps, n_outputs) or (n_trials, n_steps)
+            The output mask: which time points (and outputs) count, and how much.
+
+        Returns
+        -------
+        self : object
+        """
+        unknown = [name for name in self.frozen if name not in TRAINABLE]
+        if unknown:
+            raise ValueError(f"frozen entries must be among {TRAINABLE}; got {unknown}.")
+        if not 0 < self.dt / self.tau <= 1:
+            raise ValueError(f"dt/tau must lie in (0, 1]; got dt={self.dt}, tau={self.tau}.")
+        self._check_build_params()
+        warm = self.warm_start and hasattr(self, "module_")
+        X = check_trials("X", X, self.n_features_in_ if warm else None)
+        y = check_trials("y", y)
+        if y.shape[:2] != X.shape[:2]:
+            raise ValueError(f"X and y must have the same n_trials and n_steps; got {X.shape[:2]} and {y.shape[:2]}.")
+        mask = check_mask(sample_weight, y)
+        device, dtype = self._resolve_device_dtype()
+        torch_gen, numpy_gen = make_generators(self.random_state)
+        if warm:
+            module = self.module_.to(device=device, dtype=dtype)
+        else:
+            module = self._build_module(X.shape[2], y.shape[2], numpy_gen, dtype, device)
+        frozen = [getattr(module, name) for name in self.frozen]
+        n_steps, n_out, n_rec = X.shape[1], y.shape[2], module.n_rec
+        noisy = module.rec_noise > 0 or module.input_noise > 0
+
+        def loss(m, xb, yb, mb):
+            out, _, rates = m(xb, noise=noisy, generator=torch_gen)
+            total = (mb * (out - yb) ** 2).sum() / (n_steps * n_out)
+            if self.l2_firing_rate:
+                total = total + self.l2_firing_rate * (rates**2).sum() / (n_steps * n_rec)
+            return total
+
+        data = tuple(torch.tensor(a, dtype=dtype) for a in (X, y, mask))
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            result = fit_module(
+                module,
+                loss,
+                data,
+                penalty=self._penalty,
+                generator=torch_gen,
+                clip_grad_norm=self.clip_grad_norm,
+                **self._engine_options(),
+            )
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+        self.module_, self.device_, self.n_features_in_ = module, device, X.shape[2]
+        self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
+        self._store_weights()
+        return self
+
+    def _store_weights(self):
+        m = self.module_
+        self.W_in_, self.W_rec_, self.W_out_ = (to_numpy(w) for w in m.effective_weights())
+        self.b_rec_, self.b_out_, self.init_state_ = to_numpy(m.b_rec), to_numpy(m.b_out), to_numpy(m.init_state)
+        signs = np.ones(m.n_rec) if m.rec_signs is None else np.nan_to_num(to_numpy(m.rec_signs), nan=0.0)
+        self.dale_signs_ = signs.astype(int)
+
+    # -------------------------------------------------------------- prediction
+    def _run(self, X, *, noise=False, generator=None, rec_multiplier=None):
+        check_is_fitted(self)
+        X = check_trials("X", X, self.n_features_in_)
+        param = self.module_.W_rec
+        u = torch.as_tensor(X, dtype=param.dtype, device=param.device)
+        if rec_multiplier is not None:
+            rec_multiplier = torch.as_tensor(
+                np.asarray(rec_multiplier, dtype=np.float64), dtype=param.dtype, device=param.device
+            )
+        with torch.no_grad():
+            y, x, r = self.module_(u, noise=noise, generator=generator, rec_multiplier=rec_multiplier)
+        return tuple(t.cpu().double().numpy() for t in (y, x, r))
+
+    def predict(self, X):
+        """Noise-free outputs, shape (n_trials, n_steps, n_outputs), float64.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_trials, n_steps, n_inputs)
+
+        Returns
+        -------
+        ndarray of shape (n_trials, n_steps, n_outputs)
+        """
+        return self._run(X)[0]
+
+    def predict_states(self, X):
+        """Noise-free rates ``f(x_1) … f(x_T)``, shape (n_trials, n_steps, n_rec), float64.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_trials, n_steps, n_inputs)
+
+        Returns
+        -------
+        ndarray of shape (n_trials, n_steps, n_rec)
+        """
+        return self._run(X)[2]
+
+    def simulate(self, X, *, noise=True, random_state=None, rec_multiplier=None):
+        """Run the network with its noise on (as PsychRNN's ``test``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_trials, n_steps, n_inputs)
+        noise : bool, default=True
+        random_state : int, RandomState, Generator or None
+        rec_multiplier : array-like of shape (n_rec, n_rec) or (n_steps, n_rec, n_rec), optional
+            Entrywise factor on the effective recurrent weights.
+
+        Returns
+        -------
+        Simulation
+        """
+        generator, _ = make_generators(random_state)
+        y, x, r = self._run(X, noise=noise, generator=generator, rec_multiplier=rec_multiplier)
+        return Simulation(y, x, r)
+
+    def score(self, X, y, sample_weight=None):
+        """Masked R² per output, averaged over outputs.
+
+        ``1 − Σ m (y − ŷ)² / Σ m (y − ȳ)²`` with ``ȳ = Σ m y / Σ m`` for each output.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_trials, n_steps, n_inputs)
+        y : array-like of shape (n_trials, n_steps, n_outputs)
+        sample_weight : array-like of shape (n_trials, n_steps[, n_outputs]), optional
+            The output mask.
+
+        Returns
+        -------
+        float
+        """
+        y = check_trials("y", y)
+        pred = self.predict(X)
+        if y.shape != pred.shape:
+            raise ValueError(f"y must have shape {pred.shape}; got {y.shape}.")
+        mask = check_mask(sample_weight, y)
+        axes = (0, 1)
+        mean = (mask * y).sum(axes) / mask.sum(axes)
+        resid = (mask * (y - pred) ** 2).sum(axes)
+        total = (mask * (y - mean) ** 2).sum(axes)
+        return float(np.mean(1.0 - resid / np.where(total > 0, total, 1.0)))
+
+    def get_weights(self):
+        """Effective weights and biases with PsychRNN's keys (float64 arrays).
+
+        Returns
+        -------
+        dict
+            ``W_in``, ``W_rec``, ``W_out``, ``b_rec``, ``b_out``, ``init_state``.
+        """
+        check_is_fitted(self)
+        return {
+            "W_in": self.W_in_,
+            "W_rec": self.W_rec_,
+            "W_out": self.W_out_,
+            "b_rec": self.b_rec_,
+            "b_out": self.b_out_,
+            "init_state": self.init_state_,
+        }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.target_tags.multi_output = True
+        return tags
