@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["compare_reduced_rank", "plot_flow_field"]
+__all__ = [
+    "compare_reduced_rank",
+    "plot_eigenvalues",
+    "plot_flow_field",
+    "plot_loss_curve",
+    "plot_modes",
+    "plot_psychometric",
+]
 
 
 def _pyplot():
@@ -157,4 +164,208 @@ def plot_flow_field(field, ax=None, kind="stream", fixed_points=None, trajectory
     ax.set_ylim(gy.min(), gy.max())
     ax.set_xlabel("component 1")
     ax.set_ylabel("component 2")
+    return ax
+
+
+def _axes(ax):
+    if ax is None:
+        _, ax = _pyplot().subplots()
+    return ax
+
+
+def plot_loss_curve(*estimators, ax=None, labels=None, log=True):
+    """Training objective per epoch (``loss_curve_``) of one or more fitted estimators.
+
+    Parameters
+    ----------
+    *estimators : fitted skneuro estimators
+        Anything with a ``loss_curve_`` attribute.
+    ax : matplotlib Axes, optional
+    labels : sequence of str, optional
+        Legend entries (default: the class names).
+    log : bool, default=True
+        Logarithmic y axis (only when every value is positive).
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skneuro.datasets import make_reduced_rank_regression
+    >>> from skneuro.reduced_rank import RRReluRegressor
+    >>> from skneuro.plotting import plot_loss_curve
+    >>> X, y = make_reduced_rank_regression(200, 5, 4, 2, link="relu", random_state=0)[:2]
+    >>> est = RRReluRegressor(n_components=2, max_iter=20, random_state=0).fit(X, y)
+    >>> ax = plot_loss_curve(est)
+    >>> len(ax.lines)
+    1
+    """
+    if not estimators:
+        raise ValueError("plot_loss_curve needs at least one fitted estimator.")
+    labels = [type(e).__name__ for e in estimators] if labels is None else list(labels)
+    if len(labels) != len(estimators):
+        raise ValueError(f"labels must have one entry per estimator ({len(estimators)}); got {len(labels)}.")
+    ax = _axes(ax)
+    positive = True
+    for est, label in zip(estimators, labels):
+        curve = getattr(est, "loss_curve_", None)
+        if curve is None:
+            raise ValueError(f"{type(est).__name__} has no loss_curve_: fit it first.")
+        curve = np.asarray(curve, dtype=float)
+        positive &= bool((curve > 0).all())
+        ax.plot(np.arange(1, curve.size + 1), curve, marker="." if curve.size < 30 else None, label=label)
+    if log and positive:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training objective")
+    if len(estimators) > 1:
+        ax.legend()
+    return ax
+
+
+def plot_modes(estimator, subject, *, kind="output", component=0, dims=(0, 1), ax=None):
+    """Predicted modes of one subject's neurons, coloured over their properties (positions).
+
+    Parameters
+    ----------
+    estimator : fitted MultiSubjectLatentRegressor
+    subject : SubjectData
+        Any subject, seen in training or not.
+    kind : {"output", "input"}, default="output"
+        The output modes U (one row per recorded neuron) or the input modes P.
+    component : int, default=0
+        Which latent component's loading to colour by.
+    dims : (int, int), default=(0, 1)
+        The two property columns used as plot coordinates.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skneuro.datasets import make_multi_subject_latent_regression
+    >>> from skneuro.latent_regression import MultiSubjectLatentRegressor
+    >>> from skneuro.plotting import plot_modes
+    >>> X, y = make_multi_subject_latent_regression(2, n_samples=100, n_inputs=(8, 9), n_outputs=(6, 7),
+    ...                                             random_state=0)
+    >>> est = MultiSubjectLatentRegressor(n_bumps=4, max_iter=5, random_state=0).fit(X, y)
+    >>> ax = plot_modes(est, X[0])
+    >>> ax.get_xlabel()
+    'property 0'
+    """
+    if kind not in ("output", "input"):
+        raise ValueError(f"kind must be 'output' or 'input'; got {kind!r}.")
+    P, U = estimator.predict_modes(subject)
+    modes = U if kind == "output" else P
+    props = subject.output_properties if kind == "output" else subject.input_properties
+    if isinstance(modes, tuple):
+        modes, props = np.concatenate(modes), np.concatenate([np.asarray(p) for p in props])
+    props = np.asarray(props, dtype=float)
+    if not 0 <= component < modes.shape[1]:
+        raise ValueError(f"component must lie in [0, {modes.shape[1]}); got {component}.")
+    if len(dims) != 2 or max(dims) >= props.shape[1]:
+        raise ValueError(f"dims must name two of the {props.shape[1]} property columns; got {dims}.")
+    ax = _axes(ax)
+    values = modes[:, component]
+    top = float(np.abs(values).max()) or 1.0
+    points = ax.scatter(props[:, dims[0]], props[:, dims[1]], c=values, cmap="RdBu_r", vmin=-top, vmax=top, s=25)
+    ax.figure.colorbar(points, ax=ax, label=f"{kind} mode, component {component}")
+    ax.set_xlabel(f"property {dims[0]}")
+    ax.set_ylabel(f"property {dims[1]}")
+    ax.set_title(f"subject {subject.subject_id}")
+    return ax
+
+
+def plot_psychometric(signed_coherence, chose_first, *, ax=None, label=None):
+    """Psychometric curve: the fraction of first-choice responses against signed evidence.
+
+    Parameters
+    ----------
+    signed_coherence : array-like of shape (n_trials,) or (n_levels,)
+        Evidence for the first choice on each trial (positive) or against it (negative).
+    chose_first : array-like of bool or float, same shape
+        Whether each trial chose the first option (or, per level, the fraction that did).
+    ax : matplotlib Axes, optional
+    label : str, optional
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from skneuro.plotting import plot_psychometric
+    >>> ax = plot_psychometric(np.array([-0.5, -0.5, 0.5, 0.5]), np.array([0, 0, 1, 0]))
+    >>> ax.lines[0].get_ydata().tolist()
+    [0.0, 0.5]
+    """
+    x = np.asarray(signed_coherence, dtype=float).ravel()
+    choice = np.asarray(chose_first, dtype=float).ravel()
+    if x.shape != choice.shape:
+        raise ValueError(f"signed_coherence and chose_first must have the same length; got {x.size} and {choice.size}.")
+    levels = np.unique(x)
+    fraction = np.array([choice[x == level].mean() for level in levels])
+    ax = _axes(ax)
+    ax.plot(levels, fraction, "o-", label=label)
+    ax.axhline(0.5, color="0.8", lw=1, zorder=0)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("signed coherence")
+    ax.set_ylabel("P(first choice)")
+    if label is not None:
+        ax.legend()
+    return ax
+
+
+def plot_eigenvalues(eigenvalues, *, ax=None, continuous=False, label=None, **scatter_kwargs):
+    """Eigenvalues in the complex plane with the stability boundary.
+
+    Parameters
+    ----------
+    eigenvalues : array-like of complex
+        Any shape (flattened), e.g. from :meth:`skneuro.analysis.Linearization.eigendecomposition`
+        or :attr:`skneuro.analysis.FixedPoints.eigenvalues`.
+    ax : matplotlib Axes, optional
+    continuous : bool, default=False
+        Draw the continuous-time boundary Re λ = 0 instead of the unit circle (discrete map).
+    label : str, optional
+    **scatter_kwargs
+        Passed to ``ax.scatter``.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from skneuro.plotting import plot_eigenvalues
+    >>> ax = plot_eigenvalues(np.array([0.9 + 0.1j, 0.9 - 0.1j]))
+    >>> ax.get_xlabel()
+    'Re λ'
+    """
+    values = np.asarray(eigenvalues).ravel().astype(complex)
+    ax = _axes(ax)
+    if continuous:
+        ax.axvline(0.0, color="0.7", lw=1)
+    else:
+        angle = np.linspace(0, 2 * np.pi, 361)
+        ax.plot(np.cos(angle), np.sin(angle), color="0.7", lw=1)
+        ax.set_aspect("equal")
+    ax.scatter(values.real, values.imag, label=label, **scatter_kwargs)
+    ax.set_xlabel("Re λ")
+    ax.set_ylabel("Im λ")
+    if label is not None:
+        ax.legend()
     return ax

@@ -52,6 +52,14 @@ class RateRNNRegressor(RateRNNBase):
     spectral_radius : float, default=1.1
     radius_of : {{"effective", "raw"}}, default="effective"
     alpha_identity : float, default=1.0
+    input_scaling : {{"fan_in", "glorot"}}, default="fan_in"
+        Variance of the initial input weights drawn by a Glorot scheme (the built-in
+        initializers): ``1/fan_in`` (LeCun; each unit gets an O(1) input current, as the
+        spectral-radius scaling gives W_rec) or PsychRNN's ``2/(fan_in + fan_out)``. With
+        50 units and 2 inputs, Glorot input weights are 3.6 times smaller; under Dale's law
+        (all-positive input weights) the selective part of the input is then too weak for
+        training to leave its initial plateau in a few hundred updates. A
+        :class:`WeightInitializer` passed as ``initializer`` is used as it is.
     train_init_state : bool, default=False
     frozen : tuple of str, default=()
         Parameters among W_in, W_rec, W_out, b_rec, b_out that are not trained.
@@ -95,6 +103,7 @@ class RateRNNRegressor(RateRNNBase):
         "spectral_radius": [Interval(Real, 0, None, closed="neither")],
         "radius_of": [StrOptions({"effective", "raw"})],
         "alpha_identity": [Real],
+        "input_scaling": [StrOptions({"fan_in", "glorot"})],
     }
 
     def __init__(
@@ -114,6 +123,7 @@ class RateRNNRegressor(RateRNNBase):
         spectral_radius=1.1,
         radius_of="effective",
         alpha_identity=1.0,
+        input_scaling="fan_in",
         train_init_state=False,
         frozen=(),
         l1_in=0.0,
@@ -151,6 +161,7 @@ class RateRNNRegressor(RateRNNBase):
         self.spectral_radius = spectral_radius
         self.radius_of = radius_of
         self.alpha_identity = alpha_identity
+        self.input_scaling = input_scaling
         self.train_init_state = train_init_state
         self.frozen = frozen
         self.l1_in = l1_in
@@ -247,7 +258,19 @@ class RateRNNRegressor(RateRNNBase):
                     raise ValueError(f"{name} must contain only 0 and 1 (connection absent or present).")
 
     def _build_module(self, n_in, n_out, numpy_gen, dtype, device):
-        return self._new_module(self._weight_initializer(n_in, n_out, numpy_gen), dtype, device)
+        init = self._weight_initializer(n_in, n_out, numpy_gen)
+        module = self._new_module(init, dtype, device)
+        scheme = self.initializer if self.initializer in _RANDOM_INITS else "glorot_gauss"
+        if self.input_scaling == "fan_in" and not isinstance(self.initializer, WeightInitializer):
+            if scheme.startswith("glorot"):
+                # Glorot draws have variance 2/F_ij, F_ij = fan_in_i + fan_out_j; rescale them to
+                # 1/fan_in_i so that each unit gets an O(1) input current, as W_rec does
+                M = module.input_mask
+                fan = M.sum(1, keepdim=True) + M.sum(0, keepdim=True)
+                fan_in = M.sum(1, keepdim=True).clamp_min(1.0)
+                with torch.no_grad():
+                    module.W_in.mul_(torch.sqrt(fan / (2.0 * fan_in)))
+        return module
 
     def save_weights(self, path):
         """Write the trained weights and constraints as an ``.npz`` file (no pickle).

@@ -408,3 +408,32 @@ def test_masked_scoring_in_cross_validation_through_metadata_routing():
             fold.fit(X[train], y[train], sample_weight=mask[train])
         assert score == pytest.approx(fold.score(X[test], y[test], sample_weight=mask[test]))
     assert not np.allclose(routed, unmasked)
+
+
+@pytest.mark.parametrize("initializer", ["gaussian_spectral_radius", "glorot_unif"])
+def test_input_weights_fan_in_scaled(initializer):
+    """input_scaling="fan_in": Glorot draws rescaled entrywise by sqrt(F_ij / (2 fan_in_i)), same stream."""
+    X, y, mask = _data()
+    mask_in = np.ones((200, N_IN))
+    mask_in[::3, 0] = 0  # fan_in 1 for every third unit, 2 for the others
+    kw = dict(n_rec=200, initializer=initializer, input_connectivity=mask_in, frozen=("W_in",), max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fan_in = _est(**kw).fit(X, y, sample_weight=mask).W_in_
+        glorot = _est(input_scaling="glorot", **kw).fit(X, y, sample_weight=mask).W_in_
+    fan_out = mask_in.sum(0, keepdims=True)
+    rows = mask_in.sum(1, keepdims=True)
+    expected = glorot * np.sqrt((rows + fan_out) / (2 * rows)) * mask_in
+    np.testing.assert_allclose(fan_in, expected, rtol=1e-6, atol=1e-12)
+    full = mask_in.all(1)
+    # variance 1/fan_in = 1/2 on fully connected rows (200 * 2 draws: within 15%)
+    assert abs(fan_in[full].var() - 0.5) < 0.075
+
+
+def test_input_scaling_leaves_a_given_initializer_alone():
+    X, y, mask = _data()
+    init = WeightInitializer(N_IN, 8, N_OUT, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = _est(n_rec=8, initializer=init, frozen=("W_in",), max_iter=1).fit(X, y, sample_weight=mask)
+    np.testing.assert_allclose(est.W_in_, init.initializations["W_in"], rtol=1e-6)
