@@ -180,3 +180,15 @@ def test_fitted_estimator_keeps_no_training_data():
             est.fit(X, y, sample_weight=mask)
         sizes.append(len(pickle.dumps(est)))
     assert abs(sizes[1] - sizes[0]) < 200, sizes
+
+
+def test_documented_sweep_script_runs_on_a_local_cluster():
+    """doc/scripts/dask_sweep.py, shown on the "Running sweeps on a cluster" page, runs as documented."""
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "doc" / "scripts" / "dask_sweep.py"
+    namespace = runpy.run_path(str(script))
+    search = namespace["main"](n_trials=48)
+    assert set(search.best_params_) == {"spectral_radius", "tau"}
+    assert len(search.cv_results_["mean_test_score"]) == 6

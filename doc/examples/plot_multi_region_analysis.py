@@ -14,7 +14,7 @@ After training we ask region questions:
 3. how the pfc state flows on the plane of its two main axes, with trials of both
    choices drawn on top.
 
-The script runs in about fifteen seconds on one CPU thread.
+The script runs in a few seconds on one CPU thread.
 """
 
 # %%
@@ -29,7 +29,7 @@ import torch
 
 from skneuro.analysis import Linearization, find_fixed_points, flow_field
 from skneuro.datasets.tasks import PerceptualDiscrimination, accuracy
-from skneuro.plotting import plot_flow_field
+from skneuro.plotting import plot_eigenvalues, plot_flow_field
 from skneuro.rnn import MultiRegionRNNRegressor
 
 torch.set_num_threads(1)
@@ -68,19 +68,13 @@ print({name: (s.start, s.stop) for name, s in net.region_slices_.items()})
 states = net.simulate(X_test, noise=False).states
 end_state, end_input = states[0, -1], X_test[0, -1]
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
-axes[0].plot(circle.real, circle.imag, color="0.7", lw=1)
 for name, marker in (("sensory", "o"), ("pfc", "x")):
     eigenvalues, _ = Linearization(net, [name]).eigendecomposition(end_input, end_state)
-    axes[0].scatter(eigenvalues.real, eigenvalues.imag, marker=marker, label=name)
+    plot_eigenvalues(eigenvalues, ax=axes[0], label=name, marker=marker)
     print(f"{name}: largest |λ| = {np.abs(eigenvalues[0]):.3f}")
-axes[0].set_aspect("equal")
 axes[0].set_xlim(0.7, 1.1)
 axes[0].set_ylim(-0.2, 0.2)
-axes[0].set_xlabel("Re λ")
-axes[0].set_ylabel("Im λ")
 axes[0].set_title("Jacobian eigenvalues per region")
-axes[0].legend()
 
 # %%
 # Fixed points with the stimulus off

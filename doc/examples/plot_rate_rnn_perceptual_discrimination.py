@@ -14,7 +14,7 @@ Here we
    choosing output 0 against signed coherence),
 3. plot the rates of a few units in one trial.
 
-The script runs in about ten seconds on one CPU thread.
+The script runs in a few seconds on one CPU thread.
 """
 
 # %%
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from skneuro.datasets.tasks import PerceptualDiscrimination, accuracy
+from skneuro.plotting import plot_psychometric
 from skneuro.rnn import RateRNNRegressor
 
 torch.set_num_threads(1)
@@ -52,13 +53,11 @@ for direction in (0, 1):
         Xc, yc, mc, _ = fixed.generate(200, random_state=2)
         outputs = rnn.predict(Xc)
         choice = np.argmax((outputs * mc).mean(axis=1), axis=1)
-        signed.append(coherence if direction == 0 else -coherence)
-        chose_zero.append(float(np.mean(choice == 0)))
-order = np.argsort(signed)
+        signed.append(np.full(len(choice), coherence if direction == 0 else -coherence))
+        chose_zero.append(choice == 0)
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-axes[0].plot(np.array(signed)[order], np.array(chose_zero)[order], "o-")
-axes[0].set_xlabel("signed coherence")
+plot_psychometric(np.concatenate(signed), np.concatenate(chose_zero), ax=axes[0])
 axes[0].set_ylabel("P(choose output 0)")
 axes[0].set_title("psychometric curve")
 

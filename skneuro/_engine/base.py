@@ -190,6 +190,7 @@ class TorchEstimatorMixin:
                 "tol",
                 "n_iter_no_change",
                 "verbose",
+                "callback",
             )
         }
         options.update(overrides)
@@ -269,4 +270,5 @@ def engine_parameter_constraints():
         "dtype": [StrOptions({"float32", "float64"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "callback": [None, callable],
     }

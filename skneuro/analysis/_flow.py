@@ -25,9 +25,9 @@ class FlowField:
         ``components · (F(x) − x)`` at each grid state x.
     speed : ndarray of shape ([k,] n_points, n_points)
         Norm of ``velocity`` (raw, not normalized).
-    mean : ndarray of shape (|S|,)
+    mean : ndarray of shape (n_S,)
         The plane's origin in the subset's coordinates.
-    components : ndarray of shape (2, |S|)
+    components : ndarray of shape (2, n_S)
         Orthonormal axes of the plane.
     indices : ndarray of int
         The units of the subset S, in the order of ``mean``'s entries.
@@ -117,7 +117,7 @@ def flow_field(
         Constant input.
     plane : array-like of shape (..., n_rec), or (mean, components)
         States whose subset columns are fit by the two leading principal axes (centred
-        SVD), or the plane itself: mean (|S|,), orthonormal components (2, |S|).
+        SVD), or the plane itself: mean (n_S,), orthonormal components (2, n_S).
     regions : sequence of str, array of int, or None
         The subset S (names in the order wanted, unit indices, or all units).
     n_points : int, default=50

@@ -9,7 +9,7 @@ units (in the order given) and the excluded units E (network order), with
 - ``wrt="rate"`` (how ``f(x̃_S)`` moves with the rates r, x held): ``J = α D(x̃_S) W[S,S]``,
   ``J_E = α D(x̃_S) W[S,E]``, ``J_u = α D(x̃_S) W_in[S,:]``.
 
-Each costs O(|S|²) per point (plus O(|S|·n_rec) for x̃ in the rate coordinates).
+Each costs O(n_S²) per point (plus O(n_S·n_rec) for x̃ in the rate coordinates).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ class Linearization:
     Attributes
     ----------
     indices_ : ndarray of int
-        Units of S in the order used by every output.
+        Units of S in the order used by every output (``n_S`` of them).
     excluded_indices_ : ndarray of int
-        The other units, in network order.
+        The other units E, in network order (``n_E`` of them).
     alpha_ : float
     activation_ : str
 
@@ -94,7 +94,7 @@ class Linearization:
             raise ValueError(f"wrt must be one of {_WRT}; got {wrt!r}.")
 
     def _next_S(self, u, x, rates):
-        """x̃_S = F_S(x, u): O(|S|·n_rec)."""
+        """x̃_S = F_S(x, u): O(n_S·n_rec)."""
         r = activate(self.activation_, x) if rates is None else rates
         a = self.alpha_
         return (1 - a) * x[..., self.indices_] + a * (r @ self._W_S.T + u @ self._W_in_S.T + self._b_S)
@@ -114,8 +114,8 @@ class Linearization:
 
         Returns
         -------
-        J : ndarray of shape (..., |S|, |S|)
-        J_u : ndarray of shape (..., |S|, n_in)
+        J : ndarray of shape (..., n_S, n_S)
+        J_u : ndarray of shape (..., n_S, n_in)
         """
         self._check_wrt(wrt)
         u, x, rates = self._inputs(u, x, rates)
@@ -139,7 +139,7 @@ class Linearization:
 
         Returns
         -------
-        ndarray of shape (..., |S|, |E|)
+        ndarray of shape (..., n_S, n_E)
         """
         self._check_wrt(wrt)
         u, x, rates = self._inputs(u, x, rates)
@@ -159,8 +159,8 @@ class Linearization:
 
         Returns
         -------
-        eigenvalues : ndarray of complex, shape (..., |S|)
-        eigenvectors : ndarray of complex, shape (..., |S|, |S|)
+        eigenvalues : ndarray of complex, shape (..., n_S)
+        eigenvectors : ndarray of complex, shape (..., n_S, n_S)
             Column k belongs to eigenvalue k.
         """
         J, _ = self.jacobian(u, x, wrt=wrt, rates=rates)
@@ -181,14 +181,14 @@ class Linearization:
         u, x, wrt, rates
             The expansion point, as in :meth:`jacobian`.
         du : array-like of shape (..., n_in)
-        dx : array-like of shape (..., |S|)
+        dx : array-like of shape (..., n_S)
             Perturbation of the subset (states or rates, per ``wrt``).
-        dx_excluded : array-like of shape (..., |E|), optional
+        dx_excluded : array-like of shape (..., n_E), optional
             Perturbation of the excluded units; None: none.
 
         Returns
         -------
-        ndarray of shape (..., |S|)
+        ndarray of shape (..., n_S)
         """
         self._check_wrt(wrt)
         u, x, rates = self._inputs(u, x, rates)

@@ -178,6 +178,7 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         dtype="float32",
         random_state=None,
         verbose=0,
+        callback=None,
     ):
         self.n_bumps = n_bumps
         self.init = init
@@ -202,6 +203,7 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.callback = callback
 
     # ----------------------------------------------------------------- set-up
     def _check_settings(self, n_samples):

@@ -68,7 +68,7 @@ class MultiSubjectLatentRegressor(
     ----------
     n_components : int, default=2
         K, the number of shared latent dimensions.
-    mode_predictor : {{"bumps", "mlp"}} or callable, default="bumps"
+    mode_predictor : {"bumps", "mlp"} or callable, default="bumps"
         Sums of Gaussian bumps (:class:`~skneuro.bumps.SumOfBumpFcns`), a tanh MLP, or
         ``callable(n_properties, n_components, generator) -> nn.Module`` called once per
         predicted group.
@@ -76,27 +76,27 @@ class MultiSubjectLatentRegressor(
         Bumps per predictor ("bumps").
     hidden_layer_sizes : tuple of int, default=(64, 64)
         Layers of the MLP predictors ("mlp").
-    mapping : {{"identity", "linear"}} or nn.Module, default="identity"
+    mapping : {"identity", "linear"} or nn.Module, default="identity"
         From the G groups of input latents to the H groups of output latents: identity
         (G = H), a learned linear map, or a module with the same list-to-list contract.
-    subject_params : tuple of {{"scales", "offsets", "latent_affine"}}, default=("scales", "offsets")
+    subject_params : tuple of {"scales", "offsets", "latent_affine"}, default=("scales", "offsets")
         Per-subject parts that are learned (the others stay at c = 1, o = 0, a = 1, b = 0).
         Noise variances are always per subject.
     direct_pairs : tuple of (g, h) or None, default=None
         Diagonal direct maps from input group g to output group h of equal size.
     min_var : float, default=1e-3
         Floor of the noise variances, ``ψ = min_var + softplus(ρ)``.
-    init : {{"auto", "random"}}, default="auto"
+    init : {"auto", "random"}, default="auto"
         "auto": data-driven per-subject parameters and, for bump predictors with one input
         and one output group, an alternating least-squares start of the bump magnitudes.
-    solver : {{"adam", "lbfgs"}}, default="adam"
+    solver : {"adam", "lbfgs"}, default="adam"
     checkpoint_path : str or path-like, default=None
         File for training checkpoints (written atomically, read without running code).
     checkpoint_every : int, default=None
         Write ``checkpoint_path`` after every k-th epoch. With ``warm_start=True`` and a
         checkpoint of the same data and parameters at ``checkpoint_path``, ``fit``
         resumes at its epoch and gives the same result as an uninterrupted fit.
-    {{engine_parameters}}
+    {engine_parameters}
 
     Attributes
     ----------
@@ -113,7 +113,7 @@ class MultiSubjectLatentRegressor(
     mapping_weight_ : ndarray of shape (G·K, H·K)
         Only with ``mapping="linear"``.
     n_input_groups_, n_output_groups_, n_properties_ : int
-    {{engine_attributes}}
+    {engine_attributes}
 
     Notes
     -----
@@ -190,6 +190,7 @@ class MultiSubjectLatentRegressor(
         dtype="float32",
         random_state=None,
         verbose=0,
+        callback=None,
     ):
         self.n_components = n_components
         self.mode_predictor = mode_predictor
@@ -214,6 +215,7 @@ class MultiSubjectLatentRegressor(
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.callback = callback
 
     # ------------------------------------------------------------ validation
     @staticmethod

@@ -83,6 +83,7 @@ class _ReducedRankBase(
         dtype="float32",
         random_state=None,
         verbose=0,
+        callback=None,
     ):
         self.n_components = n_components
         self.solver = solver
@@ -105,6 +106,7 @@ class _ReducedRankBase(
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.callback = callback
 
     # ------------------------------------------------------------------ fitting
     def _penalised(self):

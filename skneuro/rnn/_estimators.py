@@ -20,7 +20,7 @@ __all__ = ["RateRNNRegressor"]
 _RANDOM_INITS = ("glorot_gauss", "glorot_unif", "const_gauss", "const_unif")
 
 
-@fill_doc(max_iter=50, learning_rate=0.001, tol=1e-4, n_iter_no_change=10)
+@fill_doc(max_iter=50, learning_rate=0.001, tol=1e-4, n_iter_no_change=10, batch_size=64)
 class RateRNNRegressor(RateRNNBase):
     r"""A leaky rate RNN trained on trials, with PsychRNN's biological constraints.
 
@@ -40,7 +40,7 @@ class RateRNNRegressor(RateRNNBase):
     dt, tau : float, default=10.0, 100.0
     rec_noise : float, default=0.0
         σ of the recurrent noise during training (and :meth:`simulate`).
-    activation : {{"relu", "tanh", "sigmoid", "softplus", "linear"}}, default="relu"
+    activation : {"relu", "tanh", "sigmoid", "softplus", "linear"}, default="relu"
     dale_ratio : float or None, default=None
         Fraction of excitatory units (0 < r <= 1); None: no Dale's law.
     autapses : bool, default=True
@@ -50,9 +50,9 @@ class RateRNNRegressor(RateRNNBase):
         "gaussian_spectral_radius", "alpha_identity", a random scheme name (all matrices)
         or a :class:`WeightInitializer` whose arrays and constraints are used.
     spectral_radius : float, default=1.1
-    radius_of : {{"effective", "raw"}}, default="effective"
+    radius_of : {"effective", "raw"}, default="effective"
     alpha_identity : float, default=1.0
-    input_scaling : {{"fan_in", "glorot"}}, default="fan_in"
+    input_scaling : {"fan_in", "glorot"}, default="fan_in"
         Variance of the initial input weights drawn by a Glorot scheme (the built-in
         initializers): ``1/fan_in`` (LeCun; each unit gets an O(1) input current, as the
         spectral-radius scaling gives W_rec) or PsychRNN's ``2/(fan_in + fan_out)``. With
@@ -69,8 +69,8 @@ class RateRNNRegressor(RateRNNBase):
         Penalty on the mean squared rate.
     clip_grad_norm : float or None, default=1.0
         Per-parameter gradient norm clip (PsychRNN's ``clip_by_norm``).
-    solver : {{"adam", "lbfgs"}}, default="adam"
-    {{engine_parameters}}
+    solver : {"adam", "lbfgs"}, default="adam"
+    {engine_parameters}
 
     Attributes
     ----------
@@ -79,7 +79,7 @@ class RateRNNRegressor(RateRNNBase):
     b_rec_, b_out_, init_state_ : ndarray
     dale_signs_ : ndarray of shape (n_rec,)
         +1 for excitatory units, -1 for inhibitory (all +1 without Dale's law).
-    {{engine_attributes}}
+    {engine_attributes}
 
     Examples
     --------
@@ -146,6 +146,7 @@ class RateRNNRegressor(RateRNNBase):
         dtype="float32",
         random_state=None,
         verbose=0,
+        callback=None,
     ):
         self.n_rec = n_rec
         self.dt = dt
@@ -184,6 +185,7 @@ class RateRNNRegressor(RateRNNBase):
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.callback = callback
 
     # ---------------------------------------------------------------- building
     def _weight_initializer(self, n_in, n_out, numpy_gen):

@@ -44,7 +44,7 @@ def _initial_weights(spec, n_out, rng):
     return V_in, V_rec, V_out
 
 
-@fill_doc(max_iter=50, learning_rate=0.001, tol=1e-4, n_iter_no_change=10)
+@fill_doc(max_iter=50, learning_rate=0.001, tol=1e-4, n_iter_no_change=10, batch_size=64)
 class MultiRegionRNNRegressor(RateRNNBase):
     r"""A leaky rate RNN built from named brain regions, trained on trials.
 
@@ -72,7 +72,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
     dt, tau : float, default=10.0, 100.0
     rec_noise : float, default=0.0
         σ_rec of the recurrent noise during training (and :meth:`simulate`).
-    activation : {{"relu", "tanh", "sigmoid", "softplus", "linear"}}, default="relu"
+    activation : {"relu", "tanh", "sigmoid", "softplus", "linear"}, default="relu"
     readout : list of str or None, default=None
         Regions (or parents) that feed the outputs; None: the config's ``readout`` (default
         all regions).
@@ -88,8 +88,8 @@ class MultiRegionRNNRegressor(RateRNNBase):
     l2_firing_rate : float, default=0.0
     clip_grad_norm : float or None, default=1.0
         Per-parameter gradient norm clip.
-    solver : {{"adam", "lbfgs"}}, default="adam"
-    {{engine_parameters}}
+    solver : {"adam", "lbfgs"}, default="adam"
+    {engine_parameters}
 
     Attributes
     ----------
@@ -103,7 +103,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
         The 0/1 connectivity drawn at the first fit.
     config_ : dict
         The normalized configuration (defaults filled in).
-    {{engine_attributes}}
+    {engine_attributes}
 
     Examples
     --------
@@ -167,6 +167,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
         dtype="float32",
         random_state=None,
         verbose=0,
+        callback=None,
     ):
         self.config = config
         self.dt = dt
@@ -198,6 +199,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.callback = callback
 
     # ---------------------------------------------------------------- building
     def _spec(self, numpy_gen):

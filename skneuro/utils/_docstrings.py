@@ -12,7 +12,7 @@ max_iter : int, default={max_iter}
     Training epochs (Adam) or iterations (L-BFGS).
 learning_rate : float or tuple of (epoch, lr) pairs, default={learning_rate}
     Step size, or a piecewise-constant schedule ``((0, 1e-2), (100, 1e-3))``.
-batch_size : int or None, default=None
+batch_size : int or None, default={batch_size}
     Samples per Adam update; None uses the full batch.
 chunk_size : int or None, default=None
     Samples sent to the device at a time; gradients are accumulated over chunks and
@@ -33,7 +33,11 @@ random_state : int, RandomState instance or None, default=None
     Seeds local generators for initialisation, minibatch order and noise; the global
     numpy and torch random states are never touched.
 verbose : int, default=0
-    0 silent, 1 progress bar, 2 one log line per epoch.""",
+    0 silent, 1 progress bar, 2 one log line per epoch.
+callback : callable or None, default=None
+    Called as ``callback(epoch, loss)`` after every epoch (iteration for L-BFGS). Raising
+    ``KeyboardInterrupt`` in it stops the fit like Ctrl-C: the estimator is left fitted
+    with the parameters of the best epoch so far, and ``n_iter_`` says how far it got.""",
     "engine_attributes": """
 module_ : torch.nn.Module
     The trained torch module, on ``device_``.
@@ -79,7 +83,7 @@ def fill_doc(**defaults):
             while marker in doc:
                 line_start = doc.rfind("\n", 0, doc.index(marker)) + 1
                 indent = doc[line_start : doc.index(marker)]
-                body = text.strip("\n").format(**defaults) if defaults else text.strip("\n")
+                body = text.strip("\n").format(**{"batch_size": None, **defaults}) if defaults else text.strip("\n")
                 body = textwrap.indent(body, indent)[len(indent) :]
                 doc = doc.replace(marker, body, 1)
         obj.__doc__ = doc
