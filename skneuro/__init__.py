@@ -1,5 +1,6 @@
 """skneuro: scikit-learn compatible estimators for computational neuroscience, on torch."""
 
+from ._engine.persist import load, save
 from .bumps import SumOfBumpsRegressor
 from .reduced_rank import RRExpRegressor, RRLinearRegressor, RRReluRegressor, RRSigmoidRegressor
 
@@ -12,4 +13,6 @@ __all__ = [
     "RRSigmoidRegressor",
     "SumOfBumpsRegressor",
     "__version__",
+    "load",
+    "save",
 ]

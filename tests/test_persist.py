@@ -1,0 +1,188 @@
+"""save/load without pickle: exact round trips, no code run on load, clear errors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import skneuro
+from skneuro._engine import persist
+from skneuro.bumps import SumOfBumpsRegressor
+from skneuro.datasets import make_multi_subject_latent_regression, make_reduced_rank_regression
+from skneuro.datasets.tasks import PerceptualDiscrimination
+from skneuro.latent_regression import MultiSubjectLatentRegressor
+from skneuro.reduced_rank import RRExpRegressor, RRLinearRegressor, RRReluRegressor, RRSigmoidRegressor
+from skneuro.rnn import MultiRegionRNNRegressor, RateRNNRegressor
+
+CONFIG = {
+    "regions": [{"name": "a", "n_units": 5, "sign": "excitatory"}, {"name": "b", "n_units": 3}],
+    "inputs": [{"name": "u", "n_units": 2}],
+    "connections": [{"source": "u", "target": "a"}, {"source": "a", "target": "b"}, {"source": "b", "target": "a"}],
+    "readout": ["b"],
+}
+
+
+def _cases():
+    X, y = make_reduced_rank_regression(80, 4, 3, 2, random_state=0)[:2]
+    Xs, ys = make_multi_subject_latent_regression(2, n_samples=40, n_inputs=(5, 6), n_outputs=(4, 5), random_state=0)
+    Xt, yt, mt, _ = PerceptualDiscrimination(T=100).generate(8, random_state=0)
+    return [
+        (RRLinearRegressor(n_components=2), (X, y), {}),
+        (RRSigmoidRegressor(max_iter=3, random_state=0), (X, y), {}),
+        (RRExpRegressor(max_iter=3, random_state=0), (X, np.abs(y)), {}),
+        (RRReluRegressor(max_iter=3, random_state=np.random.RandomState(3)), (X, y), {}),
+        (SumOfBumpsRegressor(max_iter=3, random_state=0), (X[:, :2], y[:, 0]), {}),
+        (MultiSubjectLatentRegressor(n_bumps=3, max_iter=3, random_state=np.random.RandomState(1)), (Xs, ys), {}),
+        (RateRNNRegressor(n_rec=6, max_iter=1, random_state=0), (Xt, yt), {"sample_weight": mt}),
+        (MultiRegionRNNRegressor(CONFIG, max_iter=1, random_state=0), (Xt, yt), {"sample_weight": mt}),
+    ]
+
+
+CASES = _cases()
+IDS = [type(c[0]).__name__ for c in CASES]
+
+
+def _equal(a, b):
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b)
+    return a == b
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for est, (X, y), kw in CASES:
+            out.append((est.fit(X, y, **kw), X, y, kw))
+    return out
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=IDS)
+def test_round_trip_is_exact(fitted, tmp_path, index):
+    est, X, y, kw = fitted[index]
+    path = tmp_path / "model.skneuro"
+    est.save(path)
+    back = type(est).load(path)
+    assert type(back) is type(est)
+    assert _equal(back.predict(X), est.predict(X))
+    assert back.get_params().keys() == est.get_params().keys()
+    for name, value in vars(est).items():
+        if name.endswith("_") and not name.startswith("_") and name != "module_":
+            assert _equal(getattr(back, name), value), name
+    for (n1, p1), (n2, p2) in zip(est.module_.state_dict().items(), back.module_.state_dict().items()):
+        assert n1 == n2 and torch.equal(torch.nan_to_num(p1, nan=7.0), torch.nan_to_num(p2, nan=7.0))
+    if hasattr(est, "transform"):
+        assert np.array_equal(back.transform(X), est.transform(X))
+    # the loaded estimator trains on (warm start) exactly like the original
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if "max_iter" in est.get_params() and type(est).__name__ != "RRLinearRegressor":
+            a = pickle.loads(pickle.dumps(est)).set_params(warm_start=True, max_iter=1).fit(X, y, **kw)
+            b = back.set_params(warm_start=True, max_iter=1).fit(X, y, **kw)
+            assert _equal(a.predict(X), b.predict(X))
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=IDS)
+def test_unfitted_round_trip_keeps_params(tmp_path, index):
+    est = CASES[index][0].__class__(**CASES[index][0].get_params())
+    est.save(tmp_path / "unfitted")
+    back = skneuro.load(tmp_path / "unfitted")
+    for name, value in est.get_params().items():
+        if isinstance(value, (np.random.RandomState, np.random.Generator)):
+            assert type(getattr(back, name)) is type(value)
+            assert back.get_params()[name].random() == value.random()  # same stream state
+        else:
+            assert _equal(back.get_params()[name], value), name
+    assert not hasattr(back, "module_")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-pickle",))
+
+
+def test_loading_never_runs_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"magic": "skneuro-estimator", "format_version": 1, "payload": _Evil()}, "evil.skneuro")
+    with pytest.raises(ValueError, match="not a skneuro estimator file"):
+        skneuro.load("evil.skneuro")
+    assert not os.path.exists("pwned-by-pickle")
+
+
+def test_a_file_naming_a_foreign_class_is_refused(fitted, tmp_path):
+    est = fitted[0][0]
+    est.save(tmp_path / "m")
+    record = torch.load(tmp_path / "m", weights_only=True)
+    record["class"] = "subprocess.Popen"
+    torch.save(record, tmp_path / "m2")
+    with pytest.raises(ValueError, match="subprocess.Popen"):
+        skneuro.load(tmp_path / "m2")
+
+
+def test_newer_format_version_is_a_clear_error(fitted, tmp_path):
+    fitted[0][0].save(tmp_path / "m")
+    record = torch.load(tmp_path / "m", weights_only=True)
+    record["format_version"] = persist.FORMAT_VERSION + 1
+    torch.save(record, tmp_path / "m")
+    with pytest.raises(
+        ValueError, match=rf"format version {persist.FORMAT_VERSION + 1}.*up to {persist.FORMAT_VERSION}"
+    ):
+        skneuro.load(tmp_path / "m")
+
+
+def test_not_a_skneuro_file(tmp_path):
+    (tmp_path / "junk").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="not a skneuro estimator file"):
+        skneuro.load(tmp_path / "junk")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other")
+    with pytest.raises(ValueError, match="not a skneuro estimator file"):
+        skneuro.load(tmp_path / "other")
+
+
+def test_code_in_parameters_cannot_be_saved(tmp_path):
+    est = RateRNNRegressor(callback=lambda epoch, loss: None)
+    with pytest.raises(TypeError, match="callback"):
+        est.save(tmp_path / "m")
+
+
+def test_class_load_checks_the_class(fitted, tmp_path):
+    fitted[0][0].save(tmp_path / "m")
+    with pytest.raises(TypeError, match="RRLinearRegressor, not a RateRNNRegressor"):
+        RateRNNRegressor.load(tmp_path / "m")
+
+
+def test_a_model_saved_on_cuda_loads_on_cpu_with_a_warning(fitted, tmp_path, monkeypatch):
+    est = fitted[6][0]
+    est.save(tmp_path / "m")
+    record = torch.load(tmp_path / "m", weights_only=True)
+    real_load = torch.load
+    calls = []
+
+    def fake_load(path, map_location=None, weights_only=True):
+        calls.append(map_location)
+        if map_location is None:  # what torch says on a CPU-only machine for CUDA tensors
+            raise RuntimeError(
+                "Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is False."
+            )
+        return real_load(path, map_location=map_location, weights_only=weights_only)
+
+    state = dict(record["state"]["__dict__"])
+    record["state"]["__dict__"] = [[k, ({"__device__": "cuda:0"} if k == "device_" else v)] for k, v in state.items()]
+    torch.save(record, tmp_path / "m")
+    monkeypatch.setattr(torch, "load", fake_load)
+    with pytest.warns(UserWarning, match="mapped to 'cpu'"):
+        back = skneuro.load(tmp_path / "m")
+    assert calls == [None, "cpu"]
+    assert back.device_ == torch.device("cpu")
+    X = PerceptualDiscrimination(T=100).generate(3, random_state=1)[0]
+    assert np.array_equal(back.predict(X), est.predict(X))
