@@ -28,6 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+import argparse  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -71,7 +72,7 @@ def median_ms(fn, repeats):
     return 1e3 * statistics.median(times)
 
 
-def fitted_network():
+def fitted_network(device="cpu"):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(256, 100, 2))
     y = np.cumsum(X, axis=1)[..., :1] / 10
@@ -90,12 +91,16 @@ def _residual(est, fp):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="where the network trains and runs its forward pass")
+    args = parser.parse_args()
     torch.set_num_threads(1)
     print(
         f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
         f"torch {torch.__version__}, numpy {np.__version__}"
     )
-    est, X = fitted_network()
+    print(f"device {args.device} (training, forward); the analysis itself runs in numpy float64 on the CPU")
+    est, X = fitted_network(args.device)
     sim = est.simulate(X[:32], random_state=1)
     x, u = sim.states[0, -1], X[0, -1]
     rows = []  # (measure, skneuro, reference, target, ok)
@@ -175,9 +180,11 @@ def main():
         )
     )
 
-    net = MultiRegionRNNRegressor(CONFIG, max_iter=1, random_state=0).fit(X[:2], X[:2, :, :1]).module_  # relu
+    net = (  # relu, mRNNTorch's default
+        MultiRegionRNNRegressor(CONFIG, max_iter=1, device=args.device, random_state=0).fit(X[:2], X[:2, :, :1]).module_
+    )
     gen = torch.Generator().manual_seed(0)
-    u_f = torch.randn(32, 100, 2, generator=gen)
+    u_f = torch.randn(32, 100, 2, generator=gen).to(args.device)
 
     def plain_loop():
         W_in, W_rec, W_out = net.effective_weights()
@@ -190,9 +197,18 @@ def main():
         states = torch.stack(outs, 1)
         return torch.relu(states) @ W_out.T + net.b_out
 
+    def synced(fn):
+        def run():
+            out = fn()
+            if torch.device(args.device).type == "cuda":
+                torch.cuda.synchronize()
+            return out
+
+        return run
+
     with torch.no_grad():
-        t_fwd = median_ms(lambda: net(u_f), 50)
-        t_loop = median_ms(plain_loop, 50)
+        t_fwd = median_ms(synced(lambda: net(u_f)), 50)
+        t_loop = median_ms(synced(plain_loop), 50)
     rows.append(
         (
             "forward 200 units x 100 steps x 32 trials (ms)",
