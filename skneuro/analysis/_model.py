@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..rnn._regions import region_indices
+
 __all__ = ["NetworkView", "as_array", "network_view"]
 
 
@@ -90,22 +92,7 @@ class NetworkView:
                     f"{what} given by name need region slices: pass a fitted MultiRegionRNNRegressor "
                     "or region_slices=; or give unit indices."
                 )
-            out, seen = [], set()
-            for name in items:
-                if name in self.region_slices:
-                    names = [name]
-                elif name in self.parents:
-                    names = self.parents[name]
-                else:
-                    known = list(self.region_slices) + list(self.parents)
-                    raise ValueError(f"{what}: unknown region {name!r}; known regions and parents: {known}.")
-                for region in names:
-                    if region in seen:
-                        raise ValueError(f"{what}: region {region!r} is asked for more than once.")
-                    seen.add(region)
-                    s = self.region_slices[region]
-                    out.append(np.arange(n)[s])
-            return np.concatenate(out)
+            return region_indices(items, self.region_slices, self.parents, n, what=f"{what}: region")
         idx = as_array(regions, what, dtype=np.float64)
         if idx.ndim != 1 or idx.size == 0 or not np.all(idx == np.round(idx)):
             raise ValueError(f"{what} must be region names or a non-empty 1-D array of unit indices.")

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..utils._docstrings import fill_doc
 from ._base import RateRNNBase, rate_rnn_constraints
 from ._modules import LeakyRNN
-from ._regions import parse_config
+from ._regions import parse_config, region_indices
 
 __all__ = ["MultiRegionRNNRegressor"]
 
@@ -282,22 +282,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
     # ---------------------------------------------------------------- regions
     def _indices(self, names):
         check_is_fitted(self)
-        out, seen = [], set()
-        for name in names:
-            if name in self.region_slices_:
-                regions = [name]
-            elif name in self._parents:
-                regions = self._parents[name]
-            else:
-                known = list(self.region_slices_) + list(self._parents)
-                raise ValueError(f"unknown region {name!r}; known regions and parents: {known}.")
-            for region in regions:
-                if region in seen:
-                    raise ValueError(f"region {region!r} is asked for more than once (directly or through a parent).")
-                seen.add(region)
-                s = self.region_slices_[region]
-                out.append(np.arange(s.start, s.stop))
-        return np.concatenate(out) if out else np.arange(self.W_rec_.shape[0])
+        return region_indices(names, self.region_slices_, self._parents, self.W_rec_.shape[0])
 
     def region_indices(self, *names):
         """Unit indices of the named regions (parents stand for their children), in the order given.

@@ -24,7 +24,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-__all__ = ["RegionSpec", "config_from_mrnntorch", "parse_config"]
+__all__ = ["RegionSpec", "config_from_mrnntorch", "parse_config", "region_indices"]
 
 SIGNS = {"excitatory": 1.0, "inhibitory": -1.0, "mixed": math.nan}
 _REGION_KEYS = {"name", "n_units", "sign", "base_firing", "learnable_bias", "init", "parent"}
@@ -79,6 +79,45 @@ def _load(config):
     if isinstance(config, dict):
         return copy.deepcopy(config)
     raise TypeError(f"config must be a dict or the path of a JSON file; got {type(config).__name__}.")
+
+
+def expand_regions(names, region_slices, parents, *, what="region"):
+    """Region names for ``names``, each parent replaced in place by its children.
+
+    Raises ``ValueError`` naming an unknown name, or a region asked for twice (directly
+    or through a parent).
+    """
+    out = []
+    for name in names:
+        if name in region_slices:
+            out.append(name)
+        elif name in parents:
+            out.extend(parents[name])
+        else:
+            known = list(region_slices) + list(parents)
+            raise ValueError(f"unknown {what} {name!r}; known regions and parents: {known}.")
+    seen = set()
+    for name in out:
+        if name in seen:
+            raise ValueError(f"region {name!r} is asked for more than once (directly or through a parent).")
+        seen.add(name)
+    return out
+
+
+def region_indices(names, region_slices, parents, n_rec, *, what="region"):
+    """Unit indices of the named regions (or parents) in the order given; none: all units.
+
+    Examples
+    --------
+    >>> from skneuro.rnn._regions import region_indices
+    >>> slices = {"a": slice(0, 2), "b": slice(2, 3), "c": slice(3, 5)}
+    >>> region_indices(["c", "p"], slices, {"p": ["a", "b"]}, 5).tolist()
+    [3, 4, 0, 1, 2]
+    """
+    if not names:
+        return np.arange(n_rec)
+    regions = expand_regions(names, region_slices, parents, what=what)
+    return np.concatenate([np.arange(n_rec)[region_slices[r]] for r in regions])
 
 
 @dataclass
@@ -138,31 +177,14 @@ class RegionSpec:
 
         Raises ``ValueError`` for unknown names and for a unit asked for twice.
         """
-        out = []
-        for name in names:
-            if name in self.region_slices:
-                out.append(name)
-            elif name in self.parents:
-                out.extend(self.parents[name])
-            else:
-                known = list(self.region_slices) + list(self.parents)
-                raise ValueError(f"unknown {what} {name!r}; known regions and parents: {known}.")
-        seen = set()
-        for name in out:
-            if name in seen:
-                raise ValueError(f"region {name!r} is asked for more than once (directly or through a parent).")
-            seen.add(name)
-        return out
+        return expand_regions(names, self.region_slices, self.parents, what=what)
 
     def indices(self, *names):
         """Unit indices of the named regions (or parents), in the order given.
 
         No names: every unit in network order.
         """
-        if not names:
-            return np.arange(self.n_rec)
-        regions = self.expand(names)
-        return np.concatenate([np.arange(self.n_rec)[self.region_slices[r]] for r in regions])
+        return region_indices(names, self.region_slices, self.parents, self.n_rec)
 
 
 def _parse_regions(cfg):
