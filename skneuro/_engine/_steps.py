@@ -297,6 +297,7 @@ class AdamEpoch:
         self.generator = generator
         self.full_batch = is_full_batch(objective.data, batch_size)
         self.evaluated = None  # parameters at which the last update's objective was evaluated
+        self.first_value = None  # objective of the first minibatch at the starting parameters
         self.n_updates = 0
 
     def run(self):
@@ -314,6 +315,8 @@ class AdamEpoch:
                     before = self.evaluated if self.evaluated is not None else before
                     raise
                 self.evaluated = before
+                if self.first_value is None:
+                    self.first_value = value
                 self.hooks.after_backward()
                 if self.clip_grad_norm is not None:
                     for p in self.params:

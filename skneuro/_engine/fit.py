@@ -166,8 +166,10 @@ def fit_module(
 
     Notes
     -----
-    A non-finite objective or parameter stops training: the parameters from before
-    the failing update are restored and a ``ConvergenceWarning`` is emitted. If the
+    A non-finite objective or parameter stops training: the parameters of the best epoch
+    so far are restored and a ``ConvergenceWarning`` is emitted; so does an objective that
+    ends far above its best (a finite explosion, which the early-stopping rule would
+    otherwise report as convergence). If the
     very first evaluation is non-finite, a ``ValueError`` is raised. ``KeyboardInterrupt``
     stops training, restores the parameters of the best epoch so far and warns. Full-batch
     Adam evaluates an epoch's objective before its update; it keeps the parameters of the
@@ -242,7 +244,18 @@ def fit_module(
             if monitor.no_improve >= n_iter_no_change or stalled:
                 result.stop_reason = "converged"
                 break
-        if solver == "adam" and epoch_runner.full_batch and result.loss_curve and not hooks.perturbs:
+        blown = monitor.diverged_from(getattr(epoch_runner, "first_value", None))
+        if blown is not None:
+            # rising losses also end a fit through n_iter_no_change: that is divergence, not convergence
+            result.stop_reason = "diverged"
+            warnings.warn(
+                f"Training diverged: the objective ended at {result.loss_curve[-1]:.6g}, far above "
+                f"{'its starting value' if blown == 'start' else 'its best epoch'}; those parameters were "
+                "restored. Lower learning_rate.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        elif solver == "adam" and epoch_runner.full_batch and result.loss_curve and not hooks.perturbs:
             # (under gradient noise the random walk is the point: keep where it ended)
             monitor.keep_final_if_better(objective)
     except NonFinite:
@@ -252,9 +265,11 @@ def fit_module(
                 "The training objective is not finite at the initial parameters; check the input "
                 "data and the initialisation."
             ) from None
+        if result.loss_curve:
+            monitor.restore_best()  # the last finite parameters can still be useless (huge objective)
         warnings.warn(
             f"Training diverged (non-finite objective or parameters) during epoch {result.n_iter + 1}; "
-            "the last finite parameters were restored. Lower learning_rate or check the data.",
+            "the parameters of the best epoch so far were restored. Lower learning_rate or check the data.",
             ConvergenceWarning,
             stacklevel=2,
         )
@@ -337,6 +352,7 @@ class _Monitor:
         self.module, self.params, self.result = module, params, result
         self.tol, self.verbose, self.log_terms = tol, verbose, log_terms
         self.best_loss, self.best_state, self.no_improve = math.inf, snapshot(params), 0
+        self.initial_state = self.best_state
         self.progress = None
         if verbose == 1:
             from tqdm.auto import tqdm
@@ -370,6 +386,28 @@ class _Monitor:
             final = math.inf
         if final > self.best_loss:
             restore(self.params, self.best_state)
+
+    def diverged_from(self, start_loss):
+        """Detect a finite explosion and restore the better parameters.
+
+        Returns "start" when every epoch ended far above the starting objective (the
+        starting parameters are restored), "best" when the last epoch ended far above the
+        best one (the best epoch is restored), None otherwise. "Far" is 100 times the
+        scale of the objective's own progress, so minibatch noise never triggers it.
+        """
+        curve = self.result.loss_curve
+        if not curve:
+            return None
+        if start_loss is not None and math.isfinite(start_loss):
+            if self.best_loss - start_loss > 100 * max(abs(start_loss), 1e-12):
+                restore(self.params, self.initial_state)
+                return "start"
+        first, last = curve[0], curve[-1]
+        ref = self.best_loss if start_loss is None else min(self.best_loss, start_loss)
+        if len(curve) >= 2 and last - ref > 100 * max(abs(first - ref), abs(ref), 1e-12):
+            self.restore_best()
+            return "best"
+        return None
 
     def restore_best(self):
         """Back to the best epoch so far (the starting parameters before the first epoch ends)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from numbers import Integral, Real
 
@@ -337,10 +338,12 @@ class MultiSubjectLatentRegressor(
 
     def _fingerprint(self, subjects) -> str:
         """What a checkpoint must match to be resumed: data shapes and parameters."""
-        ignored = {"checkpoint_path", "checkpoint_every", "warm_start", "verbose", "max_iter", "device"}
+        ignored = {"checkpoint_path", "checkpoint_every", "warm_start", "verbose", "max_iter", "device", "callback"}
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
         shapes = [(str(s.subject_id), s.n_samples, s.n_inputs, s.n_outputs) for s in subjects]
-        return repr((sorted((k, repr(v)) for k, v in params.items()), shapes))
+        # default reprs carry a memory address, which differs between processes
+        stable = {k: re.sub(r" at 0x[0-9a-fA-F]+", "", repr(v)) for k, v in params.items()}
+        return repr((sorted(stable.items()), shapes))
 
     def _matching_checkpoint(self, fingerprint):
         if self.checkpoint_path is None or not os.path.exists(self.checkpoint_path):

@@ -1,0 +1,1 @@
+"""Hardening tests: malformed input, invalid parameters and reliability of every estimator."""
