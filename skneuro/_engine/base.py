@@ -209,6 +209,9 @@ class TorchEstimatorMixin:
         """
         device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype)
+        from ..utils._validation import check_param_ranges
+
+        check_param_ranges(self, str(dtype).removeprefix("torch."))
         if device.type == "mps" and dtype == torch.float64:
             raise ValueError("dtype='float64' is not supported on device 'mps'; use dtype='float32'.")
         return device, dtype

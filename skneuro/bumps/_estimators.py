@@ -9,11 +9,12 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._engine import TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints, to_numpy
 from ..utils._docstrings import fill_doc
+from ..utils._validation import NamedScoreMixin, check_range, named_sample_weight, named_validate_data
 from ._modules import BumpSumWithIntercept, SlowSumOfBumpFcns, SumOfBumpFcns
 
 __all__ = ["SumOfBumpsRegressor"]
@@ -24,7 +25,16 @@ _ROWS_PER_CHUNK = 16384
 def _weighted_stats(X, weights, center=True):
     mean = np.average(X, axis=0, weights=weights) if center else np.zeros(X.shape[1])
     scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=weights))
-    return mean, np.where(scale > 0, scale, 1.0)
+    # a spread at the level of rounding (e.g. one row carrying all the weight) is no spread
+    negligible = scale <= 64 * np.finfo(np.float64).eps * np.maximum(np.abs(X).max(axis=0), np.abs(mean))
+    return mean, np.where((scale > 0) & ~negligible, scale, 1.0)
+
+
+def _float_array(name, value):
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be a numeric array (or one of its named options): {exc}") from exc
 
 
 def _bump_activations(X, centers, widths, kappa=None):
@@ -59,7 +69,7 @@ def _grid_cells(g, D, B, numpy_gen):
 
 
 @fill_doc(max_iter=300, learning_rate=0.05, tol=1e-6, n_iter_no_change=20)
-class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
+class SumOfBumpsRegressor(TorchEstimatorMixin, NamedScoreMixin, RegressorMixin, BaseEstimator):
     r"""Regression with a sum of axis-aligned Gaussian bumps.
 
     .. math::
@@ -220,14 +230,20 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
     def _scaled_bounds(self, name, value, default, n_features, offset, scale, positive=False):
         if value is None:
             return default
-        b = np.asarray(value, dtype=np.float64)
+        b = _float_array(name, value)
         if b.shape != (2, n_features):
             raise ValueError(f"{name} must have shape (2, n_features={n_features}); got {b.shape}.")
         if np.isnan(b).any() or (b[0] > b[1]).any():
             raise ValueError(f"{name}: row 0 (lower) must not exceed row 1 (upper) and no entry may be NaN.")
         if positive and (b[0] <= 0).any():
             raise ValueError(f"{name}: lower width bounds must be positive.")
-        return (b - offset) / scale
+        scaled = (b - offset) / scale
+        finfo = np.finfo(self.dtype)
+        if (np.abs(scaled[np.isfinite(scaled)]) > finfo.max).any():
+            raise ValueError(f"{name}: finite bounds must lie within {finfo.dtype.name}'s range once standardised.")
+        if positive and (scaled[0] < finfo.tiny).any():
+            raise ValueError(f"{name}: lower width bounds are below {finfo.dtype.name}'s smallest positive number.")
+        return scaled
 
     def _initial_centers(self, Xs, weights, c_bounds, numpy_gen, x_mean, x_scale):
         n, D = Xs.shape
@@ -249,7 +265,7 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             lo = np.where(np.isfinite(lo), lo, Xs.min(axis=0))
             hi = np.where(np.isfinite(hi), hi, Xs.max(axis=0))
             return lo + (hi - lo) * (_grid_cells(g, D, B, numpy_gen) + 0.5) / g
-        centers = np.asarray(self.init, dtype=np.float64)
+        centers = _float_array("init", self.init)
         if centers.shape != (B, D) or not np.isfinite(centers).all():
             raise ValueError(
                 f"init must be 'kmeans++', 'grid', 'random' or a finite array of shape "
@@ -268,9 +284,9 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             positive = nearest[(nearest > 0) & np.isfinite(nearest)]
             nearest = np.where(nearest > 0, nearest, positive.mean() if positive.size else 1.0)
             return np.repeat(nearest[:, None], D, axis=1)
-        if np.ndim(self.width_init) == 0:
-            return np.full((B, D), float(self.width_init))
-        widths = np.asarray(self.width_init, dtype=np.float64)
+        widths = _float_array("width_init", self.width_init)
+        if widths.ndim == 0:
+            return np.full((B, D), float(widths))
         if widths.shape != (B, D) or not np.isfinite(widths).all() or (widths <= 0).any():
             raise ValueError(
                 f"width_init must be 'auto', a positive float or a positive array of shape "
@@ -342,14 +358,14 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         self : object
         """
         warm = self.warm_start and hasattr(self, "module_")
-        X, y = validate_data(
+        X, y = named_validate_data(
             self, X, y, reset=not warm, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32]
         )
         X = X.astype(np.float64, copy=False)
         y = y.astype(np.float64, copy=False)
-        weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        if weights.sum() <= 0:
-            raise ValueError("sample_weight must contain at least one positive weight.")
+        check_range("X", X, "float64")  # standardised in float64 first
+        check_range("y", y, "float64")
+        weights = named_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         weights = weights / weights.mean()
         self._check_settings(X.shape[0])
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
@@ -370,6 +386,8 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             y_mean, y_scale = _weighted_stats(Y, weights, center=self.fit_intercept)
         Xs = (X - x_mean) / x_scale
         Ys = (Y - y_mean) / y_scale
+        check_range("X (standardised with the sample weights)", Xs, self.dtype)
+        check_range("y (standardised with the sample weights)", Ys, self.dtype)
         if not warm:
             module = self._new_module(Xs, Ys, weights, numpy_gen, device, dtype, x_mean, x_scale, multi_output)
         result = self._train(module, Xs, Ys, weights, multi_output, torch_gen, dtype)
@@ -437,7 +455,7 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         ndarray of shape (n_samples, n_bumps)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32]).astype(np.float64, copy=False)
+        X = named_validate_data(self, X, reset=False, dtype=[np.float64, np.float32]).astype(np.float64, copy=False)
         kappa = None if self.support_p is None else np.sqrt(-np.log(self.support_p))
         return (
             np.vstack(

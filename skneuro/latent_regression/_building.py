@@ -38,7 +38,21 @@ class LatentModelBuilding:
     def _make_predictor(self, pooled, q, torch_gen, numpy_gen, dtype):
         K = self.n_components
         if callable(self.mode_predictor):
-            return self.mode_predictor(q, K, torch_gen)
+            try:
+                net = self.mode_predictor(q, K, torch_gen)
+            except (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError)):
+                raise
+            except Exception as exc:  # noqa: BLE001 - user code: any failure is reported against the parameter
+                raise ValueError(
+                    f"mode_predictor raised {type(exc).__name__} ({exc}) when called as mode_predictor("
+                    f"n_properties={q}, n_components={K}, generator); it must return an nn.Module."
+                ) from exc
+            if not isinstance(net, torch.nn.Module):
+                raise TypeError(
+                    f"mode_predictor must return an nn.Module mapping (n, {q}) properties to (n, {K}) modes; "
+                    f"got {type(net).__name__}."
+                )
+            return net
         if self.mode_predictor == "mlp":
             with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG: discard it
                 net = ModePredictorMLP(q, K, tuple(self.hidden_layer_sizes), dtype=dtype)
@@ -231,6 +245,7 @@ class SubjectFitting:
         """
         (subject,) = self._check_predict_subjects([subject])
         ys = subject.check_y(y)
+        self._check_data_range([subject], [ys], next(self.module_.parameters()).dtype)
         if subject.n_samples == 0:
             raise ValueError(f"subject {subject.subject_id!r} has 0 samples; fit_subject needs data.")
         model = self._subject_model(subject)

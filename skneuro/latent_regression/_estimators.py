@@ -18,6 +18,7 @@ from .._engine import Checkpointer, GroupedData, TorchEstimatorMixin, fit_module
 from .._engine.base import engine_parameter_constraints, resolve_device, resolve_dtype
 from .._engine.base import to_numpy as _numpy
 from ..utils._docstrings import fill_doc
+from ..utils._validation import check_range
 from ._building import LatentModelBuilding, SubjectFitting
 from ._data import SubjectData
 from ._modules import (
@@ -25,6 +26,7 @@ from ._modules import (
     IdentityMapping,
     LinearMapping,
     _softplus_inverse,
+    check_direct_pairs,
     subject_key,
 )
 
@@ -37,6 +39,11 @@ def _moments(subject, ys):
     x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - x_mean, y - y_mean
     return np.array([x.shape[0]], dtype=np.float64), x_mean, y_mean, xc.T @ xc, xc.T @ yc, (yc**2).sum(axis=0)
+
+
+def _numpy_dtype(dtype):
+    """The numpy dtype of a torch dtype (e.g. ``torch.float32`` -> ``float32``)."""
+    return np.dtype(str(dtype).removeprefix("torch."))
 
 
 def _group_output(arrays, grouped):
@@ -239,6 +246,35 @@ class MultiSubjectLatentRegressor(
                 )
         return list(X)
 
+    def _check_structure(self, dtype):
+        """Parameters whose constraints let through values that would fail deep in torch."""
+        for name in ("n_components", "n_bumps"):
+            if isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be an int; got {getattr(self, name)!r}.")
+        for size in self.hidden_layer_sizes:
+            if isinstance(size, bool) or not isinstance(size, Integral):
+                raise TypeError(f"hidden_layer_sizes must contain ints; got {size!r} in {self.hidden_layer_sizes!r}.")
+            if size < 1:
+                raise ValueError(f"hidden_layer_sizes must contain positive ints; got {self.hidden_layer_sizes!r}.")
+        check_range("min_var", self.min_var, _numpy_dtype(dtype))
+
+    @staticmethod
+    def _check_data_range(subjects, ys, dtype):
+        """Reject inputs, outputs and properties whose squares overflow the training ``dtype``."""
+        dtype = _numpy_dtype(dtype)
+        for i, s in enumerate(subjects):
+            in_props, out_props = s.property_groups()
+            for field, groups in (
+                ("x", s.x_groups()),
+                ("input_properties", in_props),
+                ("output_properties", out_props),
+            ):
+                for g, arr in enumerate(groups):
+                    if arr is not None:
+                        check_range(s._where(field, g), arr, dtype)
+            for h, arr in enumerate(ys[i] if ys is not None else ()):
+                check_range(s._where("y", h), arr, dtype)
+
     def _check_fit_data(self, X, y):
         subjects = self._check_subjects(X)
         if not isinstance(y, (list, tuple)) or len(y) != len(subjects):
@@ -256,6 +292,7 @@ class MultiSubjectLatentRegressor(
         G, H = subjects[0].n_input_groups, subjects[0].n_output_groups
         if isinstance(self.mapping, str) and self.mapping == "identity" and G != H:
             raise ValueError(f"mapping='identity' needs as many input as output groups; got {G} and {H}.")
+        check_direct_pairs(self.direct_pairs or (), G, H)
         K = self.n_components
         for s in subjects:
             for kind, modes in zip(("input_modes", "output_modes"), s.mode_groups()):
@@ -285,6 +322,8 @@ class MultiSubjectLatentRegressor(
         if self.checkpoint_every is not None and self.checkpoint_path is None:
             raise ValueError("checkpoint_every needs checkpoint_path.")
         devices, dtype = self._resolve_devices()
+        self._check_structure(dtype)
+        self._check_data_range(subjects, ys, dtype)
         device = devices[0]
         torch_gen, numpy_gen = make_generators(self.random_state)
         fingerprint = self._fingerprint(subjects)
@@ -485,6 +524,7 @@ class MultiSubjectLatentRegressor(
                     f"subject {s.subject_id!r} has {s.n_properties} properties per neuron; the model was "
                     f"fitted with {self.n_properties_}."
                 )
+        self._check_data_range(subjects, None, next(self.module_.parameters()).dtype)
         return subjects
 
     def _forward(self, subject, model=None):

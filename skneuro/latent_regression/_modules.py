@@ -18,6 +18,7 @@ maps δ belong to each subject.
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -32,6 +33,68 @@ __all__ = [
 ]
 
 SUBJECT_PARAMS = ("scales", "offsets", "latent_affine")
+
+# failures of user code that are not about its contract, and are re-raised as they are
+_NOT_WRAPPED = (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
+
+
+def check_direct_pairs(direct_pairs, n_input_groups: int, n_output_groups: int) -> tuple:
+    """``direct_pairs`` as a tuple of ``(g, h)`` int pairs naming existing groups.
+
+    Examples
+    --------
+    >>> from skneuro.latent_regression._modules import check_direct_pairs
+    >>> check_direct_pairs([[0, 1]], 1, 2)
+    ((0, 1),)
+    >>> check_direct_pairs([(0.9, 0.2)], 1, 1)
+    Traceback (most recent call last):
+    ...
+    TypeError: direct_pairs entries must be (g, h) pairs of int group indices; got (0.9, 0.2).
+    """
+    pairs = []
+    for entry in direct_pairs:
+        if (
+            not isinstance(entry, (tuple, list))
+            or len(entry) != 2
+            or not all(isinstance(v, Integral) and not isinstance(v, bool) for v in entry)
+        ):
+            raise TypeError(f"direct_pairs entries must be (g, h) pairs of int group indices; got {entry!r}.")
+        g, h = int(entry[0]), int(entry[1])
+        if not (0 <= g < n_input_groups and 0 <= h < n_output_groups):
+            raise ValueError(
+                f"direct_pairs entry {(g, h)} names a group that does not exist "
+                f"({n_input_groups} input and {n_output_groups} output group(s))."
+            )
+        pairs.append((g, h))
+    return tuple(pairs)
+
+
+def apply_mapping(mapping, latents, n_output_groups: int) -> list[torch.Tensor]:
+    """``mapping(latents)``, its failures and contract breaches reported as errors naming ``mapping``."""
+    n, K = latents[0].shape
+    try:
+        targets = mapping(latents)
+    except _NOT_WRAPPED:
+        raise
+    except Exception as exc:  # noqa: BLE001 - user code: any failure is reported against the parameter
+        raise ValueError(
+            f"mapping raised {type(exc).__name__} ({exc}) on {len(latents)} latent group(s) of shape "
+            f"{(n, K)}; it must map a list of G (n, n_components) tensors to a list of H such tensors."
+        ) from exc
+    if not isinstance(targets, (list, tuple)) or not all(isinstance(t, torch.Tensor) for t in targets):
+        raise TypeError(
+            f"mapping must return a list of {n_output_groups} tensor(s) of shape (n, n_components); "
+            f"got {type(targets).__name__}."
+        )
+    if len(targets) != n_output_groups:
+        raise ValueError(f"mapping returned {len(targets)} groups; the subject has {n_output_groups} output groups.")
+    for h, t in enumerate(targets):
+        if tuple(t.shape) != (n, K):
+            raise ValueError(
+                f"mapping returned a tensor of shape {tuple(t.shape)} for output group {h}; "
+                f"expected (n={n}, n_components={K})."
+            )
+    return list(targets)
 
 
 def subject_key(subject_id) -> str:
@@ -177,10 +240,8 @@ class SubjectModel(nn.Module):
         if unknown:
             raise ValueError(f"subject_params entries must be among {SUBJECT_PARAMS}; got {unknown}.")
         self.min_var = float(min_var)
-        self.direct_pairs = tuple((int(g), int(h)) for g, h in direct_pairs)
+        self.direct_pairs = check_direct_pairs(direct_pairs, len(self.n_inputs), len(self.n_outputs))
         for g, h in self.direct_pairs:
-            if not (0 <= g < len(self.n_inputs) and 0 <= h < len(self.n_outputs)):
-                raise ValueError(f"direct_pairs entry {(g, h)} names a group that does not exist.")
             if self.n_inputs[g] != self.n_outputs[h]:
                 raise ValueError(
                     f"direct_pairs entry {(g, h)} needs input group {g} ({self.n_inputs[g]} columns) "
@@ -239,11 +300,7 @@ class SubjectModel(nn.Module):
         latents = [xg @ pg for xg, pg in zip(x, input_modes)]
         if "latent_affine" in self.subject_params:
             latents = [lg * a.abs() + b for lg, a, b in zip(latents, self.latent_scales, self.latent_offsets)]
-        targets = mapping(latents)
-        if len(targets) != len(self.n_outputs):
-            raise ValueError(
-                f"mapping returned {len(targets)} groups; the subject has {len(self.n_outputs)} output groups."
-            )
+        targets = apply_mapping(mapping, latents, len(self.n_outputs))
         means = [(t @ u.T) * c + o for t, u, c, o in zip(targets, output_modes, self.scales, self.offsets)]
         for (g, h), delta in zip(self.direct_pairs, self.direct):
             means[h] = means[h] + x[g] * delta
@@ -280,8 +337,8 @@ class SubjectModel(nn.Module):
         else:
             scale, shift = torch.ones(K, dtype=wide, device=P.device), torch.zeros(K, dtype=wide, device=P.device)
         mapping_dtype = next(mapping.parameters(), eye).dtype
-        (weight,) = mapping([eye.to(mapping_dtype)])
-        (shift_out,) = mapping([shift[None, :].to(mapping_dtype)])
+        (weight,) = apply_mapping(mapping, [eye.to(mapping_dtype)], 1)
+        (shift_out,) = apply_mapping(mapping, [shift[None, :].to(mapping_dtype)], 1)
         weight, shift_out = weight.to(wide), shift_out.to(wide)
         c, o = self.scales[0].to(wide), self.offsets[0].to(wide)
         M = ((scale[:, None] * weight) @ U.T) * c  # (K, e), A = P M
@@ -367,7 +424,29 @@ class MultiSubjectLatentRegModule(nn.Module):
             if not predicted[i] or props is None:
                 raise ValueError(f"{kind} group {i} has neither fixed modes nor properties and a predictor.")
             mix = getattr(self, f"{'p' if kind == 'input' else 'u'}_mix_{i}")
-            modes.append(predictor(props) @ mix.to(props.dtype))
+            modes.append(self._predict_modes(kind, i, predictor, props) @ mix.to(props.dtype))
+        return modes
+
+    def _predict_modes(self, kind, group, predictor, props):
+        """``predictor(props)``, its failures and contract breaches reported as errors naming ``mode_predictor``."""
+        where = f"mode_predictor of {kind} group {group}"
+        expected = (props.shape[0], self.n_components)
+        try:
+            modes = predictor(props)
+        except _NOT_WRAPPED:
+            raise
+        except Exception as exc:  # noqa: BLE001 - user code: any failure is reported against the parameter
+            raise ValueError(
+                f"{where} raised {type(exc).__name__} ({exc}) on properties of shape {tuple(props.shape)}; "
+                f"it must map (n, n_properties) properties to (n, n_components) modes."
+            ) from exc
+        if not isinstance(modes, torch.Tensor):
+            raise TypeError(f"{where} must return a tensor of shape {expected}; got {type(modes).__name__}.")
+        if tuple(modes.shape) != expected:
+            raise ValueError(
+                f"{where} returned modes of shape {tuple(modes.shape)}; expected "
+                f"(n={expected[0]}, n_components={expected[1]})."
+            )
         return modes
 
     def modes(self, subject, input_properties, output_properties):

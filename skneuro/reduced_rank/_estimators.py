@@ -15,12 +15,13 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._engine import LearningRateSchedule, TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints, to_numpy
 from ..utils._docstrings import fill_doc
 from ..utils._linalg import link_numpy
+from ..utils._validation import NamedScoreMixin, check_range, check_spread, named_validate_data
 from ._closed_form import closed_form_fit, standard_form, target_scales
 from ._init import alternate_fit, match_linear_fit
 from ._modules import ReducedRankModule
@@ -41,7 +42,12 @@ def _rho_from_v(v, floor, scales):
 
 
 class _ReducedRankBase(
-    ClassNamePrefixFeaturesOutMixin, TorchEstimatorMixin, TransformerMixin, RegressorMixin, BaseEstimator
+    ClassNamePrefixFeaturesOutMixin,
+    TorchEstimatorMixin,
+    TransformerMixin,
+    NamedScoreMixin,
+    RegressorMixin,
+    BaseEstimator,
 ):
     _link = "linear"
 
@@ -166,7 +172,7 @@ class _ReducedRankBase(
         if self._link == "linear":
             params["v"] = np.maximum(v, floor)
             return params
-        return alternate_fit(self._link, X, Y, params, var_floor=floor)
+        return _constant_targets_flat(alternate_fit(self._link, X, Y, params, var_floor=floor), Y)
 
     def _build_module(self, params, floor, scales, device, dtype):
         d, k = params["w0"].shape
@@ -197,9 +203,12 @@ class _ReducedRankBase(
         self : object
         """
         warm = self._warm()
-        X, y = validate_data(
+        X, y = named_validate_data(
             self, X, y, reset=not warm, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2
         )
+        y = y.astype(np.float64, copy=False)  # boolean targets stay bool through validate_data
+        check_range("X", X, self.dtype)
+        check_range("y", y, self.dtype)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         n, d = X.shape
         p = Y.shape[1]
@@ -213,6 +222,9 @@ class _ReducedRankBase(
             LearningRateSchedule(self.learning_rate)  # validate even when the closed form ignores it
         solver = self._resolve_solver(fixed)
         device, dtype = self._resolve_device_dtype()
+        if solver != "closed_form":
+            check_spread("X", X, self.dtype)
+            check_spread("y", Y, self.dtype)
         torch_gen, numpy_gen = make_generators(self.random_state)
         scales = target_scales(Y)
         floor = self.min_var * scales
@@ -314,7 +326,9 @@ class _ReducedRankBase(
 
     def _check_X(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=np.float64)
+        X = named_validate_data(self, X, reset=False, dtype=np.float64)
+        check_range("X", X, "float64")
+        return X
 
     def _format(self, out):
         return out[:, 0] if self._y_ndim == 1 and out.ndim == 2 else out
@@ -379,7 +393,10 @@ class _ReducedRankBase(
         float
         """
         mean = self.latent_rep(X)[0]
-        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        try:
+            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"y: {exc}") from exc
         if y.shape != mean.shape:
             raise ValueError(f"y must have shape {mean.shape}; got {y.shape}.")
         resid = (y - mean).reshape(len(y), -1)
@@ -482,6 +499,26 @@ class _ReducedRankBase(
 
 def _nll_sum(module, X, Y):
     return module.neg_log_likelihood(module(X), Y).sum()
+
+
+def _constant_targets_flat(params, Y):
+    """Constant targets start flat: no loading, no gain, the offset at their value.
+
+    (Fitting a constant through a nonlinearity otherwise drives the gain to 0 and the loadings
+    to infinity, both beyond float32.)
+    """
+    spread = Y.max(axis=0) - Y.min(axis=0)
+    constant = spread <= 64 * np.finfo(np.float64).eps * np.abs(Y).max(axis=0)
+    if not constant.any():
+        return params
+    params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    params["w1"][constant] = 0.0
+    if "g" in params:
+        params["g"][constant] = 0.0
+    if "o1" in params:
+        params["o1"][constant] = 0.0
+    params["o2"][constant] = Y[0, constant]
+    return params
 
 
 def _factor(W, k):

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._engine import TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints, to_numpy
+from ..utils._validation import check_range
 from ._modules import ACTIVATIONS
 
 __all__ = ["Simulation"]
@@ -42,7 +43,7 @@ class Simulation(NamedTuple):
     rates: np.ndarray
 
 
-def check_trials(name, value, n_last=None, ndim=3):
+def check_trials(name, value, n_last=None, ndim=3, *, min_last=0):
     """``value`` as a finite float64 array of trials (n_trials, n_steps, ...)."""
     try:
         arr = np.asarray(value)
@@ -56,6 +57,8 @@ def check_trials(name, value, n_last=None, ndim=3):
         raise ValueError(f"{name} must be a {ndim}-D array (n_trials, n_steps, ...); got shape {arr.shape}.")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one trial and one step; got shape {arr.shape}.")
+    if arr.shape[2] < min_last:
+        raise ValueError(f"{name} must have at least {min_last} feature(s) in its last axis; got shape {arr.shape}.")
     if n_last is not None and arr.shape[2] != n_last:
         raise ValueError(f"{name} has {arr.shape[2]} features in its last axis; expected {n_last}.")
     arr = arr.astype(np.float64, copy=False)
@@ -68,7 +71,13 @@ def check_mask(sample_weight, y):
     """The output mask as an array shaped like ``y`` (None: ones)."""
     if sample_weight is None:
         return np.ones_like(y)
-    mask = np.asarray(sample_weight, dtype=np.float64)
+    try:
+        raw = np.asarray(sample_weight)
+        if np.iscomplexobj(raw):
+            raise TypeError("complex values")
+        mask = raw.astype(np.float64)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"sample_weight (the output mask) must be a real numeric array: {exc}") from exc
     if mask.shape == y.shape[:2]:
         mask = np.repeat(mask[:, :, None], y.shape[2], axis=2)
     if mask.shape != y.shape:
@@ -109,6 +118,10 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
     def _check_build_params(self):
         """Subclass hook: validate parameters that need more than their constraints."""
 
+    def _overflow_hint(self):
+        """What to lower when the initial network overflows (names the parameters)."""
+        return "lower spectral_radius or rescale X and y (or use dtype='float64')."
+
     # ----------------------------------------------------------------- fitting
     def _penalty(self, module):
         W = dict(zip(("in", "rec", "out"), module.effective_weights()))
@@ -144,7 +157,9 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         self._check_build_params()
         warm = self.warm_start and hasattr(self, "module_")
         X = check_trials("X", X, self.n_features_in_ if warm else None)
-        y = check_trials("y", y)
+        y = check_trials("y", y, min_last=1)
+        check_range("X", X, self.dtype)
+        check_range("y", y, self.dtype)
         if y.shape[:2] != X.shape[:2]:
             raise ValueError(f"X and y must have the same n_trials and n_steps; got {X.shape[:2]} and {y.shape[:2]}.")
         mask = check_mask(sample_weight, y)
@@ -178,6 +193,12 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
                 clip_grad_norm=self.clip_grad_norm,
                 **self._engine_options(),
             )
+        except ValueError as exc:
+            if "not finite at the initial parameters" not in str(exc):
+                raise
+            raise ValueError(
+                f"{exc} The initial network's activity or loss overflows {self.dtype}: {self._overflow_hint()}"
+            ) from exc
         finally:
             for p in frozen:
                 p.requires_grad_(True)
@@ -197,6 +218,7 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
     def _run(self, X, *, noise=False, generator=None, rec_multiplier=None):
         check_is_fitted(self)
         X = check_trials("X", X, self.n_features_in_)
+        check_range("X", X, str(self.module_.W_rec.dtype).removeprefix("torch."))
         param = self.module_.W_rec
         u = torch.as_tensor(X, dtype=param.dtype, device=param.device)
         if rec_multiplier is not None:

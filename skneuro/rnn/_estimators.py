@@ -102,7 +102,7 @@ class RateRNNRegressor(RateRNNBase):
         "initializer": [StrOptions({"gaussian_spectral_radius", "alpha_identity", *_RANDOM_INITS}), WeightInitializer],
         "spectral_radius": [Interval(Real, 0, None, closed="neither")],
         "radius_of": [StrOptions({"effective", "raw"})],
-        "alpha_identity": [Real],
+        "alpha_identity": [Interval(Real, None, None, closed="neither")],
         "input_scaling": [StrOptions({"fan_in", "glorot"})],
     }
 
@@ -255,9 +255,20 @@ class RateRNNRegressor(RateRNNBase):
         for name in ("input_connectivity", "rec_connectivity", "output_connectivity"):
             value = getattr(self, name)
             if value is not None:
-                arr = np.asarray(value, dtype=np.float64)
+                try:
+                    arr = np.asarray(value, dtype=np.float64)
+                except (ValueError, TypeError) as exc:
+                    raise TypeError(f"{name} must be a numeric 0/1 array: {exc}") from exc
                 if not np.isin(arr, (0.0, 1.0)).all():
                     raise ValueError(f"{name} must contain only 0 and 1 (connection absent or present).")
+
+    def _overflow_hint(self):
+        gain = (
+            f"alpha_identity={self.alpha_identity!r}"
+            if self.initializer == "alpha_identity"
+            else f"spectral_radius={self.spectral_radius!r}"
+        )
+        return f"lower {gain} (or check the initializer), rescale X and y, or use dtype='float64'."
 
     def _build_module(self, n_in, n_out, numpy_gen, dtype, device):
         init = self._weight_initializer(n_in, n_out, numpy_gen)

@@ -282,9 +282,9 @@ class LeakyRNN(nn.Module):
         W_in, W_rec, W_out = self.effective_weights()
         D = a * (u @ W_in.T + self.gated_bias())
         if noise and self.input_noise > 0:
-            D = D + (math.sqrt(2 * a * self.input_noise**2) * self._noise((B, T, self.n_in), generator, u)) @ W_in.T
+            D = D + ((math.sqrt(2 * a) * self.input_noise) * self._noise((B, T, self.n_in), generator, u)) @ W_in.T
         if noise and self.rec_noise > 0:
-            D = D + math.sqrt(2 * a * self.rec_noise**2) * self._noise((B, T, self.n_rec), generator, u)
+            D = D + (math.sqrt(2 * a) * self.rec_noise) * self._noise((B, T, self.n_rec), generator, u)
         if stim is not None:
             D = D + a * stim.to(D)
         x0 = self.init_state if x0 is None else x0.to(D)

@@ -55,9 +55,14 @@ def _positive_int(value, keys):
     return int(value)
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _number(value, keys):
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
         _fail(keys, f"must be a finite number; got {value!r}")
+    if abs(value) > _FLOAT32_MAX:
+        _fail(keys, f"must lie within float32's range (±3.4e38); got {value!r}")
     return float(value)
 
 
@@ -71,6 +76,8 @@ def _load(config):
         path = os.fspath(config)
         if not os.path.exists(path):
             raise FileNotFoundError(f"config file {path!r} does not exist.")
+        if not os.path.isfile(path):
+            raise ValueError(f"config {path!r} is not a file (a directory?); give the path of a JSON file.")
         with open(path, encoding="utf-8") as fh:
             try:
                 return json.load(fh)
@@ -203,7 +210,7 @@ def _parse_regions(cfg):
         if "n_units" not in entry:
             _fail((*keys, "n_units"), "missing")
         sign = entry.get("sign", "mixed")
-        if sign not in SIGNS:
+        if not isinstance(sign, str) or sign not in SIGNS:
             _fail((*keys, "sign"), f"must be one of {list(SIGNS)}; got {sign!r}")
         learnable = entry.get("learnable_bias", False)
         if not isinstance(learnable, bool):
@@ -247,7 +254,7 @@ def _parse_inputs(cfg, taken):
         if "n_units" not in entry:
             _fail((*keys, "n_units"), "missing")
         sign = entry.get("sign", "mixed")
-        if sign not in SIGNS:
+        if not isinstance(sign, str) or sign not in SIGNS:
             _fail((*keys, "sign"), f"must be one of {list(SIGNS)}; got {sign!r}")
         inputs.append({"name": name, "n_units": _positive_int(entry["n_units"], (*keys, "n_units")), "sign": sign})
     return inputs
