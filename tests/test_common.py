@@ -4,6 +4,7 @@ import ast
 import inspect
 import re
 
+import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -72,3 +73,16 @@ def test_documented_defaults_match_the_signature(cls):
         assert value == default, f"{cls.__name__}.{name}: docstring says {text}, signature has {default!r}"
         checked += 1
     assert checked >= 10
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [RRLinearRegressor, SumOfBumpsRegressor, MultiSubjectLatentRegressor, RateRNNRegressor],
+    ids=lambda c: c.__name__,
+)
+def test_verbose_true_is_accepted(cls):
+    """sklearn's "verbose" constraint takes booleans; our range checks must not refuse them."""
+    from skneuro.utils._validation import check_param_ranges
+
+    check_param_ranges(cls(verbose=True), "float32")
+    check_param_ranges(cls(verbose=np.bool_(True)), "float32")

@@ -893,3 +893,50 @@ def test_gradients_are_clipped_per_parameter(monkeypatch):
     )
     # a's gradient (norm ~28) is scaled to 0.5; b's (0.02) is left alone: clipping is per parameter
     assert norms[0][0] == pytest.approx(0.5) and norms[0][1] == pytest.approx(0.02)
+
+
+# --------------------------------------------------------------------------- finite explosions
+def test_a_tiny_first_minibatch_is_not_mistaken_for_a_better_start():
+    """Minibatch Adam whose first batch happens to fit the start well: training, not divergence.
+
+    60 of 64 rows have x ~ 1e-4 (w = 0 fits them to 4e-8), 4 rows carry the signal y = 2x ± 0.5
+    (so no w fits every row: the best epoch stays far above 4e-8); the first minibatch (one
+    row) is almost surely a tiny one. Comparing epochs with that single batch would call the
+    start better and throw the fit away.
+    """
+    x = torch.full((64, 1), 1e-4, dtype=torch.float64)
+    x[::16] = 1.0
+    y = 2.0 * x
+    y[::16, 0] += torch.tensor([0.5, -0.5, 0.5, -0.5], dtype=torch.float64)
+    lin = nn.Linear(1, 1, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        lin.weight.fill_(0.0)
+
+    def loss(m, xb, yb):
+        return ((m(xb) - yb) ** 2).sum()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        res = fit_module(
+            lin,
+            loss,
+            (x, y),
+            batch_size=1,
+            learning_rate=0.05,
+            max_iter=10,
+            tol=0.0,
+            warn_not_converged=False,
+            generator=torch.Generator().manual_seed(1),
+        )
+    assert res.stop_reason != "diverged"
+    assert lin.weight.item() > 1.0  # it learned (the start was w = 0)
+
+
+def test_a_fit_starting_at_the_optimum_is_not_called_divergent():
+    """Adam wiggling around 1e-16 → 1e-9 is noise at the optimum, not an explosion (tol sets the floor)."""
+    X = torch.zeros(8, 2, dtype=torch.float64)
+    module = Point([1e-8, -1e-8])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        res = fit_module(module, _quad_loss, (X,), learning_rate=1e-3, max_iter=30, tol=1e-6, warn_not_converged=False)
+    assert res.stop_reason != "diverged"

@@ -186,3 +186,34 @@ def test_a_model_saved_on_cuda_loads_on_cpu_with_a_warning(fitted, tmp_path, mon
     assert back.device_ == torch.device("cpu")
     X = PerceptualDiscrimination(T=100).generate(3, random_state=1)[0]
     assert np.array_equal(back.predict(X), est.predict(X))
+
+
+def test_a_file_cannot_smuggle_in_a_pickling_helper(fitted, tmp_path):
+    """Only estimators, modules and the weight initializers may be named; private helpers never."""
+    est = fitted[0][0]
+    est.save(tmp_path / "m")
+    record = torch.load(tmp_path / "m", weights_only=True)
+    pairs = record["state"]["__dict__"]
+    blob = {"__ndarray__": torch.zeros(4, dtype=torch.uint8), "shape": [4]}
+    pairs.append(["extra_", {"__object__": "skneuro._engine.base._TorchBlob", "attrs": {"__dict__": [["blob", blob]]}}])
+    torch.save(record, tmp_path / "m2")
+    with pytest.raises(ValueError, match="_TorchBlob"):
+        skneuro.load(tmp_path / "m2")
+    record = torch.load(tmp_path / "m", weights_only=True)
+    record["state"]["__dict__"].append(["__class__", 1])
+    torch.save(record, tmp_path / "m3")
+    with pytest.raises(ValueError, match="plain names"):
+        skneuro.load(tmp_path / "m3")
+    record = torch.load(tmp_path / "m", weights_only=True)
+    record["class"] = "skneuro.rnn._modules.LeakyRNN"  # a module is not an estimator
+    torch.save(record, tmp_path / "m4")
+    with pytest.raises(ValueError, match="estimator class"):
+        skneuro.load(tmp_path / "m4")
+
+
+def test_explicit_map_location_sets_the_device(fitted, tmp_path):
+    est = fitted[6][0]
+    est.save(tmp_path / "m")
+    back = skneuro.load(tmp_path / "m", map_location="cpu")
+    assert back.device_ == torch.device("cpu")
+    assert all(p.device.type == "cpu" for p in back.module_.parameters())

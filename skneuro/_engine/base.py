@@ -286,6 +286,8 @@ class TorchEstimatorMixin:
             state["device_"] = resolved[0] if isinstance(device, str) else resolved
         for key, value in list(state.items()):
             if isinstance(value, _TorchBlob):
+                if not isinstance(getattr(value, "blob", None), bytes):
+                    raise TypeError(f"pickled estimator state {key!r} is malformed (its torch blob is not bytes).")
                 state[key] = _load_torch(value.blob, map_location)
         if hasattr(super(), "__setstate__"):
             super().__setstate__(state)

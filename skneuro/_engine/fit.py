@@ -223,6 +223,7 @@ def fit_module(
     start = 0
     if resume is not None:
         start = _resume(resume, module, optimizer, generator, result, monitor, epoch_runner)
+        monitor.initial_state = snapshot(params)  # "the start" of a resumed run is the checkpoint
     try:
         for epoch in range(start, max_iter):
             for group in optimizer.param_groups:
@@ -244,7 +245,7 @@ def fit_module(
             if monitor.no_improve >= n_iter_no_change or stalled:
                 result.stop_reason = "converged"
                 break
-        blown = monitor.diverged_from(getattr(epoch_runner, "first_value", None))
+        blown = monitor.diverged_from(getattr(epoch_runner, "first_value", None), objective)
         if blown is not None:
             # rising losses also end a fit through n_iter_no_change: that is divergence, not convergence
             result.stop_reason = "diverged"
@@ -387,24 +388,32 @@ class _Monitor:
         if final > self.best_loss:
             restore(self.params, self.best_state)
 
-    def diverged_from(self, start_loss):
+    def diverged_from(self, first_value, objective):
         """Detect a finite explosion and restore the better parameters.
 
-        Returns "start" when every epoch ended far above the starting objective (the
-        starting parameters are restored), "best" when the last epoch ended far above the
-        best one (the best epoch is restored), None otherwise. "Far" is 100 times the
-        scale of the objective's own progress, so minibatch noise never triggers it.
+        Returns "start" when the starting parameters are far better than every epoch (they
+        are restored), "best" when the last epoch ended far above the best one (the best
+        epoch is restored), None otherwise. "Far" is 100 times the scale of the objective's
+        own progress (and of ``tol``), so minibatch noise does not trigger it. The starting
+        objective is measured in full only when the first epoch looks far worse than the
+        first minibatch did (``first_value``), which normal training never does.
         """
         curve = self.result.loss_curve
         if not curve:
             return None
-        if start_loss is not None and math.isfinite(start_loss):
-            if self.best_loss - start_loss > 100 * max(abs(start_loss), 1e-12):
-                restore(self.params, self.initial_state)
+        floor = max(self.tol, 1e-12)
+        if first_value is not None and curve[0] - first_value > 100 * max(abs(first_value), floor):
+            current = snapshot(self.params)
+            restore(self.params, self.initial_state)
+            try:
+                start = objective()
+            except NonFinite:
+                start = math.inf
+            if self.best_loss - start > 100 * max(abs(start), floor):
                 return "start"
-        first, last = curve[0], curve[-1]
-        ref = self.best_loss if start_loss is None else min(self.best_loss, start_loss)
-        if len(curve) >= 2 and last - ref > 100 * max(abs(first - ref), abs(ref), 1e-12):
+            restore(self.params, current)
+        first, last, ref = curve[0], curve[-1], self.best_loss
+        if len(curve) >= 2 and last - ref > 100 * max(abs(first - ref), abs(ref), floor):
             self.restore_best()
             return "best"
         return None

@@ -30,20 +30,37 @@ _MODULE_INTERNALS = frozenset(vars(nn.Module()).keys())
 
 @functools.lru_cache(maxsize=1)
 def _registry():
-    """Classes a file may name: skneuro's estimators, modules and objects, torch.nn's layers."""
+    """Classes a file may name, by kind: estimators, torch modules, plain-value objects.
+
+    Estimators: skneuro's public scikit-learn estimators. Modules: skneuro's and torch.nn's
+    layers and containers. Objects: the numpy-only weight initializers (arrays and numbers).
+    Nothing private (no pickling helpers), nothing else.
+    """
+    from sklearn.base import BaseEstimator
+
     import skneuro
 
-    classes = {}
+    from ..rnn._initializers import WeightInitializer
+
+    estimators, modules, objects = {}, {}, {}
     for info in pkgutil.walk_packages(skneuro.__path__, "skneuro."):
         module = importlib.import_module(info.name)
         for obj in vars(module).values():
-            if isinstance(obj, type) and obj.__module__.startswith("skneuro."):
-                classes[_qualified(obj)] = obj
+            if not (isinstance(obj, type) and obj.__module__.startswith("skneuro.")):
+                continue
+            if obj.__name__.startswith("_"):
+                continue
+            if issubclass(obj, BaseEstimator):
+                estimators[_qualified(obj)] = obj
+            elif issubclass(obj, nn.Module):
+                modules[_qualified(obj)] = obj
+            elif issubclass(obj, WeightInitializer):
+                objects[_qualified(obj)] = obj
     for name in dir(nn):
         obj = getattr(nn, name)
         if isinstance(obj, type) and issubclass(obj, nn.Module) and obj.__module__.startswith("torch.nn.modules"):
-            classes[_qualified(obj)] = obj
-    return classes
+            modules[_qualified(obj)] = obj
+    return {"estimator": estimators, "module": modules, "object": objects}
 
 
 def _qualified(cls):
@@ -88,7 +105,7 @@ def _encode(value, where, classes):
         return {"__generator__": _encode(value.bit_generator.state, where, classes)}
     if isinstance(value, nn.Module):
         return _encode_module(value, where, classes)
-    if _qualified(type(value)) in classes and hasattr(value, "__dict__"):
+    if _qualified(type(value)) in classes["object"]:
         return {"__object__": _qualified(type(value)), "attrs": _encode(dict(vars(value)), where, classes)}
     raise TypeError(
         f"cannot save {where}: a {type(value).__name__} is not a plain value (numbers, strings, "
@@ -98,7 +115,7 @@ def _encode(value, where, classes):
 
 def _encode_module(module, where, classes):
     name = _qualified(type(module))
-    if name not in classes:
+    if name not in classes["module"]:
         raise TypeError(f"cannot save {where}: module class {name} is not one of skneuro's or torch.nn's.")
     state = vars(module)
     for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
@@ -126,7 +143,7 @@ def _decode(value, classes):
     if "__parameter__" in value:
         return nn.Parameter(value["__parameter__"], requires_grad=bool(value["requires_grad"]))
     if "__ndarray__" in value:
-        return value["__ndarray__"].numpy().reshape(value["shape"])
+        return value["__ndarray__"].detach().cpu().numpy().reshape(value["shape"])
     if "__npscalar__" in value:
         return np.dtype(value["__npscalar__"]).type(value["value"])
     if "__tuple__" in value:
@@ -159,32 +176,45 @@ def _decode(value, classes):
     if "__module__" in value:
         return _decode_module(value, classes)
     if "__object__" in value:
-        obj = _new(value["__object__"], classes)
-        obj.__dict__.update(_decode(value["attrs"], classes))
+        obj = _new(value["__object__"], classes, "object")
+        obj.__dict__.update(_attributes(_decode(value["attrs"], classes)))
         return obj
     raise ValueError(f"unrecognised record in file (keys {sorted(value)}).")
 
 
-def _new(name, classes):
-    cls = classes.get(name)
+def _new(name, classes, kind):
+    cls = classes[kind].get(name)
     if cls is None:
-        raise ValueError(f"the file names class {name!r}, which is not one of skneuro's or torch.nn's.")
+        raise ValueError(f"the file names {kind} class {name!r}, which skneuro does not allow there.")
     return cls.__new__(cls)
 
 
+def _attributes(attrs):
+    """Attribute names from a file: plain names only (no dunders)."""
+    if not isinstance(attrs, dict) or not all(isinstance(k, str) and not k.startswith("__") for k in attrs):
+        raise ValueError("the file holds attribute names that are not plain names.")
+    return attrs
+
+
 def _decode_module(value, classes):
-    module = _new(value["__module__"], classes)
+    module = _new(value["__module__"], classes, "module")
     nn.Module.__init__(module)
-    for key, attr in _decode(value["attrs"], classes).items():
+    for key, attr in _attributes(_decode(value["attrs"], classes)).items():
         object.__setattr__(module, key, attr)
     for key, param in _decode(value["parameters"], classes).items():
+        if param is not None and not isinstance(param, nn.Parameter):
+            raise ValueError("the file holds a module parameter that is not a tensor.")
         module._parameters[key] = param
     non_persistent = set(value["non_persistent"])
     for key, buf in _decode(value["buffers"], classes).items():
+        if buf is not None and not isinstance(buf, torch.Tensor):
+            raise ValueError("the file holds a module buffer that is not a tensor.")
         module._buffers[key] = buf
         if key in non_persistent:
             module._non_persistent_buffers_set.add(key)
     for key, child in _decode(value["children"], classes).items():
+        if child is not None and not isinstance(child, nn.Module):
+            raise ValueError("the file holds a child module that is not a module.")
         module._modules[key] = child
     module.train(bool(value["training"]))
     return module
@@ -223,7 +253,7 @@ def save(estimator, path):
 
     classes = _registry()
     name = _qualified(type(estimator))
-    if name not in classes:
+    if name not in classes["estimator"]:
         raise TypeError(f"save handles skneuro estimators; got {type(estimator).__name__}.")
     state = dict(vars(estimator))
     if "_sklearn_version" not in state:
@@ -299,8 +329,18 @@ def load(path, *, map_location=None):
             "Upgrade skneuro to read it."
         )
     classes = _registry()
-    estimator = _new(record["class"], classes)
-    state = _decode(record["state"], classes)
+    estimator = _new(record.get("class"), classes, "estimator")
+    try:
+        state = _attributes(_decode(record["state"], classes))
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
+        raise ValueError(f"{path!r} is a malformed skneuro estimator file: {exc!r}") from exc
+    if map_location is not None and not mapped and not callable(map_location) and not isinstance(map_location, dict):
+        device = state.get("device_")
+        target = torch.device(map_location)
+        if isinstance(device, (list, tuple)):
+            state["device_"] = [target] * len(device)
+        elif device is not None:
+            state["device_"] = target
     if mapped:
         warnings.warn(
             f"This estimator was fitted on device {state.get('device_')!s}, which is not available here; "

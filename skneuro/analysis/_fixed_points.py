@@ -158,9 +158,13 @@ def _lm(net, x, u, S, tol, max_iter):
         acc = idx[better]
         # a slow point (a local minimum of q above tol): accepted steps no longer reduce q
         # by a relative ftol, or no longer move the state by a relative xtol, 5 times running
-        small = better & (
-            (q[idx] - q_trial <= _FTOL * q[idx])
-            | (np.linalg.norm(step, axis=-1) <= _XTOL * (np.linalg.norm(xs[:, S], axis=-1) + _XTOL))
+        small = (
+            better
+            & (lam[idx] <= 1.0)
+            & (
+                (q[idx] - q_trial <= _FTOL * q[idx])
+                | (np.linalg.norm(step, axis=-1) <= _XTOL * (np.linalg.norm(xs[:, S], axis=-1) + _XTOL))
+            )
         )
         x[acc], G[acc], q[acc] = trial[better], G_trial[better], q_trial[better]
         lam[acc] = np.maximum(lam[acc] / 3.0, 1e-12)

@@ -70,7 +70,7 @@ class FlowField:
         return (states[..., self.indices] - self.mean) @ self.components.T
 
 
-def _plane(plane, S):
+def _plane(plane, S, n_rec):
     if isinstance(plane, tuple) and len(plane) == 2:
         mean, components = as_array(plane[0], "plane mean"), as_array(plane[1], "plane components")
         if mean.shape != (S.size,) or components.shape != (2, S.size):
@@ -80,6 +80,8 @@ def _plane(plane, S):
             )
         return mean, components
     states = as_array(plane, "plane")
+    if states.shape[-1:] != (n_rec,):
+        raise ValueError(f"plane states must have n_rec={n_rec} entries in their last axis; got shape {states.shape}.")
     if states.ndim < 2:
         raise ValueError("plane must be states (..., n_rec) with several points, or a (mean, components) pair.")
     pool = states.reshape(-1, states.shape[-1])[:, S]
@@ -163,7 +165,7 @@ def flow_field(
     u = as_array(u, "u")
     if u.shape != (net.n_in,):
         raise ValueError(f"u must have shape ({net.n_in},); got {u.shape}.")
-    mean, components = _plane(plane, S)
+    mean, components = _plane(plane, S, net.n_rec)
     single = centers is None or np.ndim(centers) == 1
     centres = np.zeros((1, net.n_rec)) if centers is None else np.atleast_2d(as_array(centers, "centers"))
     if centres.ndim != 2 or centres.shape[1] != net.n_rec:

@@ -93,6 +93,8 @@ class NetworkView:
                     "or region_slices=; or give unit indices."
                 )
             return region_indices(items, self.region_slices, self.parents, n, what=f"{what}: region")
+        if np.asarray(regions).dtype == bool:
+            raise ValueError(f"{what} must be region names or unit indices, not booleans.")
         idx = as_array(regions, what, dtype=np.float64)
         if idx.ndim != 1 or idx.size == 0 or not np.all(idx == np.round(idx)):
             raise ValueError(f"{what} must be region names or a non-empty 1-D array of unit indices.")

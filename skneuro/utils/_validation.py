@@ -43,6 +43,8 @@ def named_validate_data(estimator, X, y="no_validation", **kwargs):
             check_array(y, ensure_2d=False, dtype=np.float64 if kwargs.get("y_numeric") else None, input_name="y")
         except (ValueError, TypeError):
             raise _prefixed(exc, "y") from exc
+        if "feature" in str(exc):  # the number or names of X's columns against the fitted ones
+            raise _prefixed(exc, "X") from exc
         raise _prefixed(exc, "X and y") from exc
 
 
@@ -120,6 +122,14 @@ def check_spread(name, values, dtype="float32"):
         )
 
 
+def _hashable(constraint):
+    try:
+        hash(constraint)
+        return constraint
+    except TypeError:
+        return None
+
+
 def check_param_ranges(estimator, dtype):
     """Parameters that are numbers (or arrays of numbers) within what ``dtype`` represents.
 
@@ -137,7 +147,7 @@ def check_param_ranges(estimator, dtype):
                     raise ValueError(f"learning_rate {pair[1]!r} is beyond what {np.dtype(dtype).name} represents.")
     for name, value in params.items():
         allowed = constraints.get(name, [])
-        if isinstance(value, bool) and "boolean" not in allowed and bool not in allowed:
+        if isinstance(value, (bool, np.bool_)) and not ({"boolean", "verbose", bool} & set(map(_hashable, allowed))):
             raise ValueError(f"{name} must be a number, not a bool; got {value!r}.")
         if isinstance(value, Real) and not isinstance(value, (bool, Integral)):
             # a step size only needs to be representable; other numbers enter squares and products
