@@ -18,7 +18,7 @@ from .._engine import Checkpointer, GroupedData, TorchEstimatorMixin, fit_module
 from .._engine.base import engine_parameter_constraints, resolve_device, resolve_dtype
 from .._engine.base import to_numpy as _numpy
 from ..utils._docstrings import fill_doc
-from ..utils._validation import check_range
+from ..utils._validation import check_param_ranges, check_range
 from ._building import LatentModelBuilding, SubjectFitting
 from ._data import SubjectData
 from ._modules import (
@@ -407,6 +407,7 @@ class MultiSubjectLatentRegressor(
         dtype = resolve_dtype(self.dtype)
         if dtype == torch.float64 and any(d.type == "mps" for d in devices):
             raise ValueError("dtype='float64' is not supported on device 'mps'; use dtype='float32'.")
+        check_param_ranges(self, str(dtype).removeprefix("torch."))
         return devices, dtype
 
     def _train(self, module, subjects, ys, torch_gen, devices, placement, dtype, checkpoint=None, resume=None):
