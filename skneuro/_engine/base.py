@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import numbers
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 
 __all__ = [
     "TorchEstimatorMixin",
+    "warn_user",
     "make_generators",
     "resolve_device",
     "resolve_dtype",
@@ -23,6 +25,35 @@ __all__ = [
 ]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+_SKIPPED_DIRS = tuple(
+    os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    for path in (__file__,)  # the skneuro package
+) + (os.path.dirname(os.path.abspath(__import__("sklearn").__file__)),)
+
+
+def warn_user(message, category=UserWarning):
+    """``warnings.warn`` pointing at the first frame outside skneuro and scikit-learn.
+
+    A warning from deep inside ``fit`` is then reported at the user's ``est.fit(...)`` line.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skneuro._engine.base import warn_user
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_user("heads up")
+    >>> caught[0].message.args[0]
+    'heads up'
+    """
+    frame = sys._getframe(1)
+    level = 2
+    while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED_DIRS):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def to_numpy(tensor) -> np.ndarray:

@@ -9,13 +9,13 @@ gives exactly the gradient of the unchunked batch.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from ._steps import AdamEpoch, GroupedData, LBFGSStepper, NonFinite, Objective, restore, snapshot
+from .base import warn_user
 from .schedules import LearningRateSchedule
 
 __all__ = ["FitResult", "fit_module", "hooked_modules"]
@@ -249,12 +249,11 @@ def fit_module(
         if blown is not None:
             # rising losses also end a fit through n_iter_no_change: that is divergence, not convergence
             result.stop_reason = "diverged"
-            warnings.warn(
+            warn_user(
                 f"Training diverged: the objective ended at {result.loss_curve[-1]:.6g}, far above "
                 f"{'its starting value' if blown == 'start' else 'its best epoch'}; those parameters were "
                 "restored. Lower learning_rate.",
                 ConvergenceWarning,
-                stacklevel=2,
             )
         elif solver == "adam" and epoch_runner.full_batch and result.loss_curve and not hooks.perturbs:
             # (under gradient noise the random walk is the point: keep where it ended)
@@ -268,19 +267,17 @@ def fit_module(
             ) from None
         if result.loss_curve:
             monitor.restore_best()  # the last finite parameters can still be useless (huge objective)
-        warnings.warn(
+        warn_user(
             f"Training diverged (non-finite objective or parameters) during epoch {result.n_iter + 1}; "
             "the parameters of the best epoch so far were restored. Lower learning_rate or check the data.",
             ConvergenceWarning,
-            stacklevel=2,
         )
     except KeyboardInterrupt:
         result.stop_reason = "interrupted"
         monitor.restore_best()
-        warnings.warn(
+        warn_user(
             f"Training interrupted after {result.n_iter} epoch(s); the parameters of the best epoch so far were kept.",
             UserWarning,
-            stacklevel=2,
         )
     finally:
         result.n_updates = epoch_runner.n_updates
@@ -288,11 +285,10 @@ def fit_module(
         for p in params:
             p.grad = None
     if result.stop_reason == "max_iter" and warn_not_converged:
-        warnings.warn(
+        warn_user(
             f"Stopped at max_iter={max_iter} before the objective stopped improving by tol={tol}; "
             "increase max_iter or tol.",
             ConvergenceWarning,
-            stacklevel=2,
         )
     return result
 
