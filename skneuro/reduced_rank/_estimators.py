@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -15,25 +14,17 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._engine import LearningRateSchedule, TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints, to_numpy
-from ..utils._docstrings import fill_doc
-from ..utils._linalg import link_numpy
 from ..utils._validation import NamedScoreMixin, check_range, check_spread, named_validate_data
 from ._closed_form import closed_form_fit, standard_form, target_scales
-from ._init import alternate_fit, match_linear_fit
-from ._modules import ReducedRankModule
+from ._docs import _doc
+from ._init import alternate_fit, constant_targets_flat, factor, match_linear_fit
+from ._modules import LINK_PARAMS, ReducedRankModule
+from ._predict import ReducedRankPredictMixin
 
 __all__ = ["RRExpRegressor", "RRLinearRegressor", "RRReluRegressor", "RRSigmoidRegressor"]
-
-_LINK_PARAMS = {
-    "linear": ("w0", "w1", "o2", "v"),
-    "sigmoid": ("w0", "w1", "o1", "o2", "g", "v"),
-    "exp": ("w0", "w1", "o2", "g", "v"),
-    "relu": ("w0", "w1", "o1", "o2", "v"),
-}
 
 
 def _rho_from_v(v, floor, scales):
@@ -42,6 +33,7 @@ def _rho_from_v(v, floor, scales):
 
 
 class _ReducedRankBase(
+    ReducedRankPredictMixin,
     ClassNamePrefixFeaturesOutMixin,
     TorchEstimatorMixin,
     TransformerMixin,
@@ -119,7 +111,7 @@ class _ReducedRankBase(
         return any(getattr(self, name) > 0 for name in ("w0_l1", "w0_l2", "w1_l1", "w1_l2"))
 
     def _check_fixed_params(self):
-        allowed = _LINK_PARAMS[self._link]
+        allowed = LINK_PARAMS[self._link]
         fixed = tuple(self.fixed_params)
         for name in fixed:
             if name not in allowed:
@@ -167,12 +159,12 @@ class _ReducedRankBase(
                 params.update(o1=np.ones(p), o2=y_mean - y_std)
             return params
         W, o2, v, _ = closed_form_fit(X, Y, k, alpha=self.alpha, var_floor=floor)
-        w0, w1 = _factor(W, k)
+        w0, w1 = factor(W, k)
         params = match_linear_fit(self._link, X, Y, w0, w1, o2)
         if self._link == "linear":
             params["v"] = np.maximum(v, floor)
             return params
-        return _constant_targets_flat(alternate_fit(self._link, X, Y, params, var_floor=floor), Y)
+        return constant_targets_flat(alternate_fit(self._link, X, Y, params, var_floor=floor), Y)
 
     def _build_module(self, params, floor, scales, device, dtype):
         d, k = params["w0"].shape
@@ -234,7 +226,7 @@ class _ReducedRankBase(
             W, o2, v, history = closed_form_fit(
                 X, Y, self.n_components, alpha=self.alpha, var_floor=floor, max_rounds=min(self.max_iter, 100)
             )
-            w0, w1 = _factor(W, self.n_components)
+            w0, w1 = factor(W, self.n_components)
             exact = {"w0": w0, "w1": w1, "o2": o2, "v": v}
             module = self._build_module(exact, floor, scales, device, dtype)
             curve, n_iter, n_updates = list(history), len(history), 0
@@ -318,178 +310,6 @@ class _ReducedRankBase(
             self.g_ = g
 
     # --------------------------------------------------------------- prediction
-    def _params(self):
-        p = self.w1_.shape[0]
-        o1 = getattr(self, "o1_", np.zeros(p))
-        g = getattr(self, "g_", np.ones(p))
-        return o1, g
-
-    def _check_X(self, X):
-        check_is_fitted(self)
-        X = named_validate_data(self, X, reset=False, dtype=np.float64)
-        check_range("X", X, "float64")
-        return X
-
-    def _format(self, out):
-        return out[:, 0] if self._y_ndim == 1 and out.ndim == 2 else out
-
-    def latent_rep(self, X):
-        """Intermediate quantities of the model.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        mean : ndarray (n_samples, n_targets)
-            ``scaled + o2_``, equal to ``predict(X)``.
-        scaled : ndarray (n_samples, n_targets)
-            ``g_ ⊙ f(pre_activation)``.
-        pre_activation : ndarray (n_samples, n_targets)
-            ``latents w1_ᵀ + o1_``.
-        latents : ndarray (n_samples, n_components)
-            ``X w0_``.
-        """
-        X = self._check_X(X)
-        o1, g = self._params()
-        latents = X @ self.w0_
-        pre = latents @ self.w1_.T + o1
-        scaled = g * link_numpy(self._link, pre)
-        mean = scaled + self.o2_
-        return self._format(mean), self._format(scaled), self._format(pre), latents
-
-    def predict(self, X):
-        """Mean prediction ``g_ ⊙ f(X w0_ w1_ᵀ + o1_) + o2_`` (float64).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
-        """
-        return self.latent_rep(X)[0]
-
-    def transform(self, X):
-        """Latent projections ``X w0_`` of shape (n_samples, n_components)."""
-        return self._check_X(X) @ self.w0_
-
-    @property
-    def _n_features_out(self):
-        return self.w0_.shape[1]
-
-    def log_likelihood(self, X, y):
-        """Mean per-sample Gaussian log-likelihood of ``y`` given ``X`` (with the 2π term).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-
-        Returns
-        -------
-        float
-        """
-        mean = self.latent_rep(X)[0]
-        try:
-            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"y: {exc}") from exc
-        if y.shape != mean.shape:
-            raise ValueError(f"y must have shape {mean.shape}; got {y.shape}.")
-        resid = (y - mean).reshape(len(y), -1)
-        per_sample = np.sum(0.5 * np.log(self.v_) + resid**2 / (2.0 * self.v_), axis=1)
-        return float(-per_sample.mean() - 0.5 * len(self.v_) * np.log(2.0 * np.pi))
-
-    def sample(self, X, random_state=None):
-        """Draw ``predict(X) + N(0, diag(v_))`` from a local generator.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        random_state : int, RandomState, Generator or None
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_targets)
-        """
-        mean = self.predict(X)
-        _, numpy_gen = make_generators(random_state)
-        noise = numpy_gen.standard_normal(size=(mean.shape[0], len(self.v_))) * np.sqrt(self.v_)
-        return mean + self._format(noise)
-
-    def vary_latents(self, p_mat, mean_input, latent_values):
-        """Predictions when the latents vary in a subspace and the rest stays at ``mean_input``.
-
-        Parameters
-        ----------
-        p_mat : array-like of shape (n_components, m)
-            Orthonormal columns spanning the varied subspace of the latent space.
-        mean_input : array-like of shape (n_features,)
-            Input that fixes the latents outside the subspace.
-        latent_values : array-like of shape (n_points, m) or (n_points,) when m = 1
-            Coordinates in the subspace.
-
-        Returns
-        -------
-        mean : ndarray (n_points, n_targets)
-        w0_proj : ndarray (n_features, m)
-            ``w0_ p_mat``.
-        w1_proj : ndarray (n_targets, m)
-            ``w1_ p_mat``.
-        """
-        check_is_fitted(self)
-        k = self.w0_.shape[1]
-        p_mat = np.asarray(p_mat, dtype=np.float64)
-        if p_mat.ndim != 2 or p_mat.shape[0] != k:
-            raise ValueError(f"p_mat must have shape (n_components={k}, m); got {p_mat.shape}.")
-        if not np.allclose(p_mat.T @ p_mat, np.eye(p_mat.shape[1]), atol=1e-6):
-            raise ValueError("p_mat must have orthonormal columns (p_mat.T @ p_mat == I).")
-        mean_input = np.asarray(mean_input, dtype=np.float64).reshape(-1)
-        if mean_input.shape[0] != self.w0_.shape[0]:
-            raise ValueError(f"mean_input must have {self.w0_.shape[0]} entries; got {mean_input.shape[0]}.")
-        latent_values = np.asarray(latent_values, dtype=np.float64)
-        if latent_values.ndim == 1 and p_mat.shape[1] == 1:
-            latent_values = latent_values[:, None]
-        if latent_values.ndim != 2 or latent_values.shape[1] != p_mat.shape[1]:
-            raise ValueError(f"latent_values must have shape (n_points, {p_mat.shape[1]}); got {latent_values.shape}.")
-        o1, g = self._params()
-        w0_proj, w1_proj = self.w0_ @ p_mat, self.w1_ @ p_mat
-        fixed = self.w1_ @ (np.eye(k) - p_mat @ p_mat.T) @ self.w0_.T @ mean_input
-        mean = g * link_numpy(self._link, latent_values @ w1_proj.T + fixed + o1) + self.o2_
-        return self._format(mean), w0_proj, w1_proj
-
-    def align_signs(self, other):
-        """Copy of ``self`` with component signs matched to ``other``.
-
-        Column ``c`` of ``w0_`` and ``w1_`` is negated where that brings it closer (in
-        squared distance) to ``other``'s; predictions are unchanged.
-
-        Parameters
-        ----------
-        other : fitted reduced-rank estimator with the same shapes
-
-        Returns
-        -------
-        aligned : estimator
-        """
-        check_is_fitted(self)
-        check_is_fitted(other)
-        if getattr(other, "w0_", np.empty(0)).shape != self.w0_.shape or other.w1_.shape != self.w1_.shape:
-            raise ValueError("other must be a fitted reduced-rank estimator with the same w0_ and w1_ shapes.")
-        aligned = copy.deepcopy(self)
-        keep = np.sum((self.w0_ - other.w0_) ** 2, 0) + np.sum((self.w1_ - other.w1_) ** 2, 0)
-        flip = np.sum((self.w0_ + other.w0_) ** 2, 0) + np.sum((self.w1_ + other.w1_) ** 2, 0)
-        signs = np.where(flip < keep, -1.0, 1.0)
-        aligned.w0_ = self.w0_ * signs
-        aligned.w1_ = self.w1_ * signs
-        with torch.no_grad():
-            for param in (aligned.module_.w0, aligned.module_.w1):
-                param.mul_(torch.as_tensor(signs, dtype=param.dtype, device=param.device))
-        return aligned
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
@@ -499,131 +319,6 @@ class _ReducedRankBase(
 
 def _nll_sum(module, X, Y):
     return module.neg_log_likelihood(module(X), Y).sum()
-
-
-def _constant_targets_flat(params, Y):
-    """Constant targets start flat: no loading, no gain, the offset at their value.
-
-    (Fitting a constant through a nonlinearity otherwise drives the gain to 0 and the loadings
-    to infinity, both beyond float32.)
-    """
-    spread = Y.max(axis=0) - Y.min(axis=0)
-    constant = spread <= 64 * np.finfo(np.float64).eps * np.abs(Y).max(axis=0)
-    if not constant.any():
-        return params
-    params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
-    params["w1"][constant] = 0.0
-    if "g" in params:
-        params["g"][constant] = 0.0
-    if "o1" in params:
-        params["o1"][constant] = 0.0
-    params["o2"][constant] = Y[0, constant]
-    return params
-
-
-def _factor(W, k):
-    """Standard-form factors ``(w0 (d, k), w1 (p, k))`` of a (d, p) matrix of rank ≤ k."""
-    d, p = W.shape
-    w0, w1, *_ = standard_form(W, np.eye(p))
-    out0, out1 = np.zeros((d, k)), np.zeros((p, k))
-    m = min(k, p)
-    out0[:, :m], out1[:, :m] = w0[:, :m], w1[:, :m]
-    return out0, out1
-
-
-_COMMON_DOC = """{summary}
-
-    .. math::
-
-        {equation}
-
-    with diagonal Gaussian noise ``y = mean + ε``, ``ε ~ N(0, diag(v))``. The fit
-    maximises the likelihood (minimises the mean negative log-likelihood plus the
-    optional penalties). Read more in :ref:`the user guide <reduced_rank>`.
-
-    Parameters
-    ----------
-    n_components : int, default=2
-        Rank k: number of shared input projections. At most
-        ``max(n_features, n_targets)``; components beyond ``min(n_features, n_targets)``
-        are zero.
-    solver : {{"auto", "closed_form", "adam", "lbfgs"}}, default="auto"
-        "auto" is the closed form for the unpenalised linear model; otherwise Adam when
-        ``batch_size`` or an l1 penalty is set, else L-BFGS. ``solver_`` records it.
-    init : {{"closed_form", "random"}}, default="closed_form"
-        Start of iterative solvers: the closed-form linear fit matched to the link
-        (then, for nonlinear links, a per-target Levenberg–Marquardt refinement), or
-        random weights.
-    alpha : float, default=0.0
-        Ridge penalty of the closed form and of the initialisation.
-    w0_l1, w0_l2, w1_l1, w1_l2 : float, default=0.0
-        l1 and squared-l2 penalties on ``w0`` and ``w1`` (not divided by n).
-    min_var : float, default=1e-4
-        Noise variance floor relative to each target's training variance.
-    fixed_params : tuple of str, default=()
-        Parameters among ``{fixed}`` held at their initial values.
-    {{engine_parameters}}
-
-    Attributes
-    ----------
-    w0_ : ndarray of shape (n_features, n_components)
-        Input projections (standard form: they carry the singular values).
-    w1_ : ndarray of shape (n_targets, n_components)
-        Output loadings with orthonormal columns.
-{extra_attributes}    o2_ : ndarray of shape (n_targets,)
-        Output offsets.
-    v_ : ndarray of shape (n_targets,)
-        Noise variances.
-    var_floor_ : ndarray of shape (n_targets,)
-        ``min_var`` times each target's training variance.
-    solver_ : str
-        The solver used.
-    {{engine_attributes}}
-
-    See Also
-    --------
-    {see_also}
-
-    Examples
-    --------
-    >>> from scipy.linalg import subspace_angles
-    >>> from skneuro.datasets import make_reduced_rank_regression
-    >>> from skneuro.reduced_rank import {name}
-    >>> X, y, truth = make_reduced_rank_regression(n_samples=1000, link="{link}", random_state=0,
-    ...                                            return_params=True)
-    >>> model = {name}(n_components=2, random_state=0).fit(X, y)
-    >>> model.predict(X).shape, model.transform(X).shape
-    ((1000, 20), (1000, 2))
-
-    The fitted input subspace is close to the true one (angles in radians):
-
-    >>> bool(subspace_angles(model.w0_, truth["w0"]).max() < 0.1)
-    True
-    """
-
-_O1_DOC = """    o1_ : ndarray of shape (n_targets,)
-        Offsets inside the link.
-"""
-_G_DOC = """    g_ : ndarray of shape (n_targets,)
-        Gains of the link (non-negative for sigmoid).
-"""
-
-
-def _doc(name, link, summary, equation):
-    extra = (_O1_DOC if link in ("sigmoid", "relu") else "") + (_G_DOC if link in ("sigmoid", "exp") else "")
-    others = [n for n in ("RRLinearRegressor", "RRSigmoidRegressor", "RRExpRegressor", "RRReluRegressor") if n != name]
-    doc = _COMMON_DOC.format(
-        summary=summary,
-        equation=equation,
-        fixed=", ".join(_LINK_PARAMS[link]),
-        extra_attributes=extra,
-        see_also="\n    ".join(f"{n} : The same model with another link." for n in others),
-        name=name,
-        link=link,
-    )
-    holder = type("_Doc", (), {"__doc__": doc})
-    fill_doc(max_iter=300, learning_rate="None (0.01 for adam, 1.0 for lbfgs)", tol=1e-4, n_iter_no_change=10)(holder)
-    return holder.__doc__
 
 
 class RRLinearRegressor(_ReducedRankBase):

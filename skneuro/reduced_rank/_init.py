@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["match_linear_fit", "refine_targets"]
+from ..utils._linalg import standard_form
+
+__all__ = ["constant_targets_flat", "factor", "match_linear_fit", "refine_targets"]
 
 
 def match_linear_fit(link, X, Y, w0, w1, o2):
@@ -283,3 +285,33 @@ def alternate_fit(link, X, Y, params, *, var_floor, max_rounds=8, tol=1e-3, max_
             nll = new_nll
     params["v"] = v
     return params
+
+
+def constant_targets_flat(params, Y):
+    """Constant targets start flat: no loading, no gain, the offset at their value.
+
+    (Fitting a constant through a nonlinearity otherwise drives the gain to 0 and the loadings
+    to infinity, both beyond float32.)
+    """
+    spread = Y.max(axis=0) - Y.min(axis=0)
+    constant = spread <= 64 * np.finfo(np.float64).eps * np.abs(Y).max(axis=0)
+    if not constant.any():
+        return params
+    params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    params["w1"][constant] = 0.0
+    if "g" in params:
+        params["g"][constant] = 0.0
+    if "o1" in params:
+        params["o1"][constant] = 0.0
+    params["o2"][constant] = Y[0, constant]
+    return params
+
+
+def factor(W, k):
+    """Standard-form factors ``(w0 (d, k), w1 (p, k))`` of a (d, p) matrix of rank ≤ k."""
+    d, p = W.shape
+    w0, w1, *_ = standard_form(W, np.eye(p))
+    out0, out1 = np.zeros((d, k)), np.zeros((p, k))
+    m = min(k, p)
+    out0[:, :m], out1[:, :m] = w0[:, :m], w1[:, :m]
+    return out0, out1

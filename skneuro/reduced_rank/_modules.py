@@ -23,6 +23,14 @@ from torch import nn
 
 __all__ = ["LINKS", "ReducedRankModule", "exp_link"]
 
+# the fitted parameters of each link, in the standard form's order
+LINK_PARAMS = {
+    "linear": ("w0", "w1", "o2", "v"),
+    "sigmoid": ("w0", "w1", "o1", "o2", "g", "v"),
+    "exp": ("w0", "w1", "o2", "g", "v"),
+    "relu": ("w0", "w1", "o1", "o2", "v"),
+}
+
 LINKS = ("linear", "sigmoid", "exp", "relu")
 _EXP_CUT = 20.0
 
