@@ -233,8 +233,11 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, NamedScoreMixin, RegressorMixin, 
         b = _float_array(name, value)
         if b.shape != (2, n_features):
             raise ValueError(f"{name} must have shape (2, n_features={n_features}); got {b.shape}.")
-        if np.isnan(b).any() or (b[0] > b[1]).any():
-            raise ValueError(f"{name}: row 0 (lower) must not exceed row 1 (upper) and no entry may be NaN.")
+        if np.isnan(b).any() or (b[0] > b[1]).any() or (b[0] == np.inf).any() or (b[1] == -np.inf).any():
+            raise ValueError(
+                f"{name}: row 0 (lower) must not exceed row 1 (upper), no entry may be NaN, no lower bound +inf "
+                "and no upper bound -inf."
+            )
         if positive and (b[0] <= 0).any():
             raise ValueError(f"{name}: lower width bounds must be positive.")
         scaled = (b - offset) / scale

@@ -163,6 +163,7 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         if y.shape[:2] != X.shape[:2]:
             raise ValueError(f"X and y must have the same n_trials and n_steps; got {X.shape[:2]} and {y.shape[:2]}.")
         mask = check_mask(sample_weight, y)
+        check_range("sample_weight", mask, self.dtype)
         device, dtype = self._resolve_device_dtype()
         torch_gen, numpy_gen = make_generators(self.random_state)
         if warm:

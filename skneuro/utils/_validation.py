@@ -29,7 +29,7 @@ def _prefixed(exc, name):
 def named_validate_data(estimator, X, y="no_validation", **kwargs):
     """``sklearn.utils.validation.validate_data`` whose errors start with ``X:``, ``y:`` or ``X and y:``."""
     try:
-        return validate_data(estimator, X, y, **kwargs)
+        out = validate_data(estimator, X, y, **kwargs)
     except (ValueError, TypeError) as exc:
         if isinstance(y, str) and y == "no_validation":
             raise _prefixed(exc, "X") from exc
@@ -46,6 +46,18 @@ def named_validate_data(estimator, X, y="no_validation", **kwargs):
         if "feature" in str(exc):  # the number or names of X's columns against the fitted ones
             raise _prefixed(exc, "X") from exc
         raise _prefixed(exc, "X and y") from exc
+    if isinstance(y, str) and y == "no_validation":
+        return out
+    X_out, y_out = out
+    if kwargs.get("y_numeric"):
+        # sklearn converts only object-dtype y; strings, and None inside objects, must fail by name
+        try:
+            y_out = np.asarray(y_out).astype(np.float64)
+        except (ValueError, TypeError) as exc:
+            raise _prefixed(exc, "y") from exc
+        if not np.isfinite(y_out).all():
+            raise ValueError("y: contains NaN, infinity or missing values (None).")
+    return X_out, y_out
 
 
 def named_sample_weight(sample_weight, X, **kwargs):

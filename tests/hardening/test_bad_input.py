@@ -1358,3 +1358,34 @@ def test_counts_cover_every_estimator():
     if len(COUNTS) < len(ESTIMATORS):
         pytest.skip("run the whole module to count cases")
     assert set(COUNTS) == set(ESTIMATORS)
+
+
+# ------------------------------------------------- found by a randomized stress run (seeds 12345, 2024, 987654321)
+@pytest.mark.parametrize("name", sorted(EST_2D))
+@pytest.mark.parametrize("kind", ["words", "none_in_objects"])
+def test_string_or_missing_targets_are_named(name, kind):
+    y = Y2.copy()
+    if kind == "words":
+        y = y.astype("U32")
+        y.flat[0] = "a"
+    else:
+        y = y.astype(object)
+        y.flat[3] = None
+    with pytest.raises((ValueError, TypeError), match=r"^y"):
+        EST_2D[name]().fit(X2, y)
+
+
+@pytest.mark.parametrize("param", ["bounds", "width_bounds"])
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_bump_bounds_that_exclude_everything_are_named(param, value):
+    bounds = np.full((2, X2.shape[1]), value)
+    with pytest.raises(ValueError, match=param):
+        EST_2D["SumOfBumpsRegressor"](**{param: bounds}).fit(X2, Y2)
+
+
+@pytest.mark.parametrize("name", ["RateRNNRegressor", "MultiRegionRNNRegressor"])
+def test_an_rnn_mask_beyond_float32_is_named(name):
+    mask = M3.copy()
+    mask.flat[17] = 1.3e149
+    with pytest.raises(ValueError, match="sample_weight"):
+        EST_3D[name]().fit(X3, Y3, sample_weight=mask)
