@@ -19,7 +19,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -169,7 +169,6 @@ class RegionSpec:
     base_firing: np.ndarray
     init_state: np.ndarray
     readout_mask: np.ndarray
-    _region_signs: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_rec(self) -> int:
@@ -194,24 +193,30 @@ class RegionSpec:
         return region_indices(names, self.region_slices, self.parents, self.n_rec)
 
 
+def _named_entry(entry, allowed, keys, taken):
+    """``(name, n_units, sign)`` of a region or input entry; ``taken`` collects the names."""
+    _check_keys(entry, allowed, keys)
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        _fail((*keys, "name"), f"must be a non-empty string; got {name!r}")
+    if name in taken:
+        _fail((*keys, "name"), f'duplicate name "{name}"')
+    taken.add(name)
+    if "n_units" not in entry:
+        _fail((*keys, "n_units"), "missing")
+    sign = entry.get("sign", "mixed")
+    if not isinstance(sign, str) or sign not in SIGNS:
+        _fail((*keys, "sign"), f"must be one of {list(SIGNS)}; got {sign!r}")
+    return name, _positive_int(entry["n_units"], (*keys, "n_units")), sign
+
+
 def _parse_regions(cfg):
     if "regions" not in cfg or not isinstance(cfg["regions"], list) or not cfg["regions"]:
         _fail(("regions",), "must be a non-empty list of regions")
     regions, parents, names = [], {}, set()
     for i, entry in enumerate(cfg["regions"]):
         keys = ("regions", i)
-        _check_keys(entry, _REGION_KEYS, keys)
-        if "name" not in entry or not isinstance(entry["name"], str) or not entry["name"]:
-            _fail((*keys, "name"), f"must be a non-empty string; got {entry.get('name')!r}")
-        name = entry["name"]
-        if name in names:
-            _fail((*keys, "name"), f'duplicate name "{name}"')
-        names.add(name)
-        if "n_units" not in entry:
-            _fail((*keys, "n_units"), "missing")
-        sign = entry.get("sign", "mixed")
-        if not isinstance(sign, str) or sign not in SIGNS:
-            _fail((*keys, "sign"), f"must be one of {list(SIGNS)}; got {sign!r}")
+        name, n_units, sign = _named_entry(entry, _REGION_KEYS, keys, names)
         learnable = entry.get("learnable_bias", False)
         if not isinstance(learnable, bool):
             _fail((*keys, "learnable_bias"), f"must be true or false; got {learnable!r}")
@@ -221,7 +226,7 @@ def _parse_regions(cfg):
         regions.append(
             {
                 "name": name,
-                "n_units": _positive_int(entry["n_units"], (*keys, "n_units")),
+                "n_units": n_units,
                 "sign": sign,
                 "base_firing": _number(entry.get("base_firing", 0.0), (*keys, "base_firing")),
                 "learnable_bias": learnable,
@@ -243,20 +248,8 @@ def _parse_inputs(cfg, taken):
     if not isinstance(entries, list):
         _fail(("inputs",), f"must be a list; got {type(entries).__name__}")
     for i, entry in enumerate(entries):
-        keys = ("inputs", i)
-        _check_keys(entry, _INPUT_KEYS, keys)
-        name = entry.get("name")
-        if not isinstance(name, str) or not name:
-            _fail((*keys, "name"), f"must be a non-empty string; got {name!r}")
-        if name in taken:
-            _fail((*keys, "name"), f'duplicate name "{name}"')
-        taken.add(name)
-        if "n_units" not in entry:
-            _fail((*keys, "n_units"), "missing")
-        sign = entry.get("sign", "mixed")
-        if not isinstance(sign, str) or sign not in SIGNS:
-            _fail((*keys, "sign"), f"must be one of {list(SIGNS)}; got {sign!r}")
-        inputs.append({"name": name, "n_units": _positive_int(entry["n_units"], (*keys, "n_units")), "sign": sign})
+        name, n_units, sign = _named_entry(entry, _INPUT_KEYS, ("inputs", i), taken)
+        inputs.append({"name": name, "n_units": n_units, "sign": sign})
     return inputs
 
 
