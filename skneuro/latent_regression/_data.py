@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+from ..utils._validation import check_numeric
 
 __all__ = ["SubjectData"]
 
@@ -73,18 +73,9 @@ class SubjectData:
 
     def _array(self, field, group, value, ndim=2):
         where = self._where(field, group)
-        try:
-            arr = np.asarray(value)
-        except Exception as exc:  # noqa: BLE001 - any conversion failure is bad input
-            raise TypeError(f"{where} must be a numeric array; got {type(value).__name__}.") from exc
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise TypeError(f"{where} must be a numeric array; got dtype {arr.dtype}.")
-        if np.iscomplexobj(arr):
-            raise TypeError(f"{where} must be real; got dtype {arr.dtype}.")
+        arr = check_numeric(where, value)
         if arr.ndim != ndim:
             raise ValueError(f"{where} must be {ndim}-D; got shape {arr.shape}.")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{where} contains NaN or infinity.")
         return arr
 
     def _modes(self, field, modes, n_groups):

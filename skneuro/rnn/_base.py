@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._engine import TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints, to_numpy
-from ..utils._validation import check_range
+from ..utils._validation import check_numeric, check_range
 from ._modules import ACTIVATIONS
 
 __all__ = ["Simulation"]
@@ -45,14 +45,7 @@ class Simulation(NamedTuple):
 
 def check_trials(name, value, n_last=None, ndim=3, *, min_last=0):
     """``value`` as a finite float64 array of trials (n_trials, n_steps, ...)."""
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - any conversion failure is bad input
-        raise TypeError(f"{name} must be a numeric array.") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}.")
-    if np.iscomplexobj(arr):
-        raise TypeError(f"{name} must be real; got dtype {arr.dtype}.")
+    arr = check_numeric(name, value)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array (n_trials, n_steps, ...); got shape {arr.shape}.")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -61,10 +54,7 @@ def check_trials(name, value, n_last=None, ndim=3, *, min_last=0):
         raise ValueError(f"{name} must have at least {min_last} feature(s) in its last axis; got shape {arr.shape}.")
     if n_last is not None and arr.shape[2] != n_last:
         raise ValueError(f"{name} has {arr.shape[2]} features in its last axis; expected {n_last}.")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinity.")
-    return arr
+    return arr.astype(np.float64, copy=False)
 
 
 def check_mask(sample_weight, y):

@@ -15,7 +15,41 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.validation import _check_sample_weight, check_array, validate_data
 
-__all__ = ["NamedScoreMixin", "check_param_ranges", "check_range", "named_sample_weight", "named_validate_data"]
+__all__ = [
+    "NamedScoreMixin",
+    "check_numeric",
+    "check_param_ranges",
+    "check_range",
+    "named_sample_weight",
+    "named_validate_data",
+]
+
+
+def check_numeric(name, value):
+    """``value`` as a real, finite numeric array (bool allowed); errors start with ``name``.
+
+    Examples
+    --------
+    >>> from skneuro.utils._validation import check_numeric
+    >>> check_numeric("X", [[1, 2]]).shape
+    (1, 2)
+    >>> try:
+    ...     check_numeric("X", [["a"]])
+    ... except TypeError as exc:
+    ...     print(exc)
+    X must be a numeric array; got dtype <U1.
+    """
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - any conversion failure is bad input
+        raise TypeError(f"{name} must be a numeric array; got {type(value).__name__}.") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}.")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real; got dtype {arr.dtype}.")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return arr
 
 
 def _prefixed(exc, name):
