@@ -99,6 +99,24 @@ class Linearization:
         a = self.alpha_
         return (1 - a) * x[..., self.indices_] + a * (r @ self._W_S.T + u @ self._W_in_S.T + self._b_S)
 
+    def _linearize(self, u, x, wrt, rates, *, excluded=False, base=False):
+        """``(J, J_u, J_E or None, x̃_S or None)`` in one pass (x̃_S computed at most once)."""
+        self._check_wrt(wrt)
+        u, x, rates = self._inputs(u, x, rates)
+        a = self.alpha_
+        next_S = self._next_S(u, x, rates) if (base or wrt == "rate") else None
+        if wrt == "state":
+            d = slope(self.activation_, x[..., self.indices_])
+            J = a * self._W_SS * d[..., None, :]
+            J[..., np.arange(J.shape[-1]), np.arange(J.shape[-1])] += 1 - a
+            J_u = np.broadcast_to(a * self._W_in_S, x.shape[:-1] + self._W_in_S.shape).copy()
+            J_E = None
+            if excluded:
+                J_E = a * self._W_SE * slope(self.activation_, x[..., self.excluded_indices_])[..., None, :]
+            return J, J_u, J_E, next_S
+        d = slope(self.activation_, next_S)[..., :, None]
+        return a * d * self._W_SS, a * d * self._W_in_S, (a * d * self._W_SE if excluded else None), next_S
+
     # ------------------------------------------------------------ jacobians
     def jacobian(self, u, x, wrt="state", rates=None):
         """Jacobians of the subset's next value with respect to its own units and the inputs.
@@ -117,17 +135,7 @@ class Linearization:
         J : ndarray of shape (..., n_S, n_S)
         J_u : ndarray of shape (..., n_S, n_in)
         """
-        self._check_wrt(wrt)
-        u, x, rates = self._inputs(u, x, rates)
-        a = self.alpha_
-        if wrt == "state":
-            d = slope(self.activation_, x[..., self.indices_])
-            J = a * self._W_SS * d[..., None, :]
-            J[..., np.arange(J.shape[-1]), np.arange(J.shape[-1])] += 1 - a
-            J_u = np.broadcast_to(a * self._W_in_S, x.shape[:-1] + self._W_in_S.shape).copy()
-            return J, J_u
-        d = slope(self.activation_, self._next_S(u, x, rates))[..., :, None]
-        return a * d * self._W_SS, a * d * self._W_in_S
+        return self._linearize(u, x, wrt, rates)[:2]
 
     def jacobian_excluded(self, u, x, wrt="state", rates=None):
         """How the subset's next value moves with the excluded units' states (or rates).
@@ -141,13 +149,7 @@ class Linearization:
         -------
         ndarray of shape (..., n_S, n_E)
         """
-        self._check_wrt(wrt)
-        u, x, rates = self._inputs(u, x, rates)
-        a = self.alpha_
-        if wrt == "state":
-            return a * self._W_SE * slope(self.activation_, x[..., self.excluded_indices_])[..., None, :]
-        d = slope(self.activation_, self._next_S(u, x, rates))[..., :, None]
-        return a * d * self._W_SE
+        return self._linearize(u, x, wrt, rates, excluded=True)[2]
 
     def eigendecomposition(self, u, x, wrt="state", rates=None):
         """Eigenvalues and eigenvectors of :meth:`jacobian`'s ``J``, by descending modulus.
@@ -190,15 +192,10 @@ class Linearization:
         -------
         ndarray of shape (..., n_S)
         """
-        self._check_wrt(wrt)
-        u, x, rates = self._inputs(u, x, rates)
         du, dx = as_array(du, "du"), as_array(dx, "dx")
-        J, J_u = self.jacobian(u, x, wrt=wrt, rates=rates)
-        base = self._next_S(u, x, rates)
-        if wrt == "rate":
-            base = activate(self.activation_, base)
+        J, J_u, J_E, next_S = self._linearize(u, x, wrt, rates, excluded=dx_excluded is not None, base=True)
+        base = next_S if wrt == "state" else activate(self.activation_, next_S)
         out = base + (J @ dx[..., None])[..., 0] + (J_u @ du[..., None])[..., 0]
-        if dx_excluded is not None:
-            dxe = as_array(dx_excluded, "dx_excluded")
-            out = out + (self.jacobian_excluded(u, x, wrt=wrt, rates=rates) @ dxe[..., None])[..., 0]
+        if J_E is not None:
+            out = out + (J_E @ as_array(dx_excluded, "dx_excluded")[..., None])[..., 0]
         return out
