@@ -35,6 +35,7 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _common import print_verdicts  # noqa: E402
 
 from skneuro.analysis import Linearization, find_fixed_points  # noqa: E402
 from skneuro.rnn import MultiRegionRNNRegressor  # noqa: E402
@@ -219,14 +220,7 @@ def main():
         )
     )
 
-    header = ("measure", "skneuro", "reference", "target", "verdict")
-    table = [header] + [(w, o, r, tg, "ok" if ok else "MISSED") for w, o, r, tg, ok in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print()
-    for i, row in enumerate(table):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_verdicts(rows, reference="reference")
 
 
 if __name__ == "__main__":

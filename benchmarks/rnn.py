@@ -28,6 +28,7 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 
 import torch  # noqa: E402
+from _common import print_verdicts  # noqa: E402
 
 from skneuro.datasets.tasks import PerceptualDiscrimination, accuracy  # noqa: E402
 from skneuro.rnn import LeakyRNN, RateRNNRegressor  # noqa: E402
@@ -131,14 +132,7 @@ def main():
         )
     )
 
-    header = ("measure", "skneuro", "PsychRNN/ref", "target", "verdict")
-    table = [header] + [(w, o, r, tg, "ok" if ok else "MISSED") for w, o, r, tg, ok in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print()
-    for i, row in enumerate(table):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
-        if i == 0:
-            print("  ".join("-" * width for width in widths))
+    print_verdicts(rows, reference="PsychRNN/ref")
 
 
 if __name__ == "__main__":
