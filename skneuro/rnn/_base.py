@@ -103,6 +103,7 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
     """Training and prediction of a :class:`LeakyRNN` on trials; subclasses build the module."""
 
     def _build_module(self, n_in, n_out, numpy_gen, dtype, device):  # pragma: no cover - abstract
+        """``(module, extra)``: a new :class:`LeakyRNN` and whatever ``_store_weights`` needs of its build."""
         raise NotImplementedError
 
     def _check_build_params(self):
@@ -157,9 +158,9 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         device, dtype = self._resolve_device_dtype()
         torch_gen, numpy_gen = make_generators(self.random_state)
         if warm:
-            module = self.module_.to(device=device, dtype=dtype)
+            module, built = self.module_.to(device=device, dtype=dtype), None
         else:
-            module = self._build_module(X.shape[2], y.shape[2], numpy_gen, dtype, device)
+            module, built = self._build_module(X.shape[2], y.shape[2], numpy_gen, dtype, device)
         frozen = [getattr(module, name) for name in self.frozen]
         n_steps, n_out, n_rec = X.shape[1], y.shape[2], module.n_rec
         noisy = module.rec_noise > 0 or module.input_noise > 0
@@ -195,10 +196,11 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
                 p.requires_grad_(True)
         self.module_, self.device_, self.n_features_in_ = module, device, X.shape[2]
         self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
-        self._store_weights()
+        self._store_weights(built)
         return self
 
-    def _store_weights(self):
+    def _store_weights(self, built=None):
+        """Fitted attributes from ``module_``; ``built`` is what ``_build_module`` returned besides it."""
         m = self.module_
         self.W_in_, self.W_rec_, self.W_out_ = (to_numpy(w) for w in m.effective_weights())
         self.b_rec_, self.b_out_, self.init_state_ = to_numpy(m.b_rec), to_numpy(m.b_out), to_numpy(m.init_state)

@@ -283,7 +283,7 @@ class RateRNNRegressor(RateRNNBase):
                 fan_in = M.sum(1, keepdim=True).clamp_min(1.0)
                 with torch.no_grad():
                     module.W_in.mul_(torch.sqrt(fan / (2.0 * fan_in)))
-        return module
+        return module, None
 
     def save_weights(self, path):
         """Write the trained weights and constraints as an ``.npz`` file (no pickle).

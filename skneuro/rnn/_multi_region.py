@@ -263,23 +263,30 @@ class MultiRegionRNNRegressor(RateRNNBase):
                         "(no recurrent loop among the connections)."
                     )
                 module.W_rec.mul_(self.spectral_radius / rho)
-        self._pending_spec = spec
-        return module
+        return module, spec
 
-    def _store_weights(self):
-        super()._store_weights()
-        spec = self.__dict__.pop("_pending_spec", None)
+    def _store_weights(self, built=None):
+        super()._store_weights(built)
+        spec = built  # the RegionSpec of a new build; None on a warm start (attributes kept)
         if spec is not None:
             self.region_slices_ = dict(spec.region_slices)
             self.input_slices_ = dict(spec.input_slices)
             self.config_ = spec.config
-            self._parents = dict(spec.parents)
         if self.module_.rec_signs is None:  # every region mixed
             self.dale_signs_ = np.zeros(self.module_.n_rec, dtype=int)
         self.rec_mask_ = self.module_.rec_mask.detach().cpu().double().numpy()
         self.input_mask_ = self.module_.input_mask.detach().cpu().double().numpy()
 
     # ---------------------------------------------------------------- regions
+    @property
+    def _parents(self):
+        """Each parent name and its child regions, in config order (from ``config_``)."""
+        parents = {}
+        for region in self.config_["regions"]:
+            if region["parent"] is not None:
+                parents.setdefault(region["parent"], []).append(region["name"])
+        return parents
+
     def _indices(self, names):
         check_is_fitted(self)
         return region_indices(names, self.region_slices_, self._parents, self.W_rec_.shape[0])
