@@ -21,6 +21,7 @@ from ._modules import (
     ModePredictorMLP,
     MultiSubjectLatentRegModule,
     SubjectModel,
+    call_user,
     subject_key,
 )
 
@@ -38,15 +39,15 @@ class LatentModelBuilding:
     def _make_predictor(self, pooled, q, torch_gen, numpy_gen, dtype):
         K = self.n_components
         if callable(self.mode_predictor):
-            try:
-                net = self.mode_predictor(q, K, torch_gen)
-            except (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError)):
-                raise
-            except Exception as exc:  # noqa: BLE001 - user code: any failure is reported against the parameter
-                raise ValueError(
-                    f"mode_predictor raised {type(exc).__name__} ({exc}) when called as mode_predictor("
-                    f"n_properties={q}, n_components={K}, generator); it must return an nn.Module."
-                ) from exc
+            net = call_user(
+                "mode_predictor",
+                f"when called as mode_predictor(n_properties={q}, n_components={K}, generator); it must "
+                "return an nn.Module.",
+                self.mode_predictor,
+                q,
+                K,
+                torch_gen,
+            )
             if not isinstance(net, torch.nn.Module):
                 raise TypeError(
                     f"mode_predictor must return an nn.Module mapping (n, {q}) properties to (n, {K}) modes; "

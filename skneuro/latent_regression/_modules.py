@@ -38,6 +38,19 @@ SUBJECT_PARAMS = ("scales", "offsets", "latent_affine")
 _NOT_WRAPPED = (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
 
 
+def call_user(what, contract, fn, *args):
+    """``fn(*args)`` for user-supplied code; a failure becomes a ValueError naming ``what``.
+
+    Out-of-memory errors pass through unchanged (they are not the user's contract).
+    """
+    try:
+        return fn(*args)
+    except _NOT_WRAPPED:
+        raise
+    except Exception as exc:  # noqa: BLE001 - user code: any failure is reported against the parameter
+        raise ValueError(f"{what} raised {type(exc).__name__} ({exc}) {contract}") from exc
+
+
 def check_direct_pairs(direct_pairs, n_input_groups: int, n_output_groups: int) -> tuple:
     """``direct_pairs`` as a tuple of ``(g, h)`` int pairs naming existing groups.
 
@@ -72,15 +85,13 @@ def check_direct_pairs(direct_pairs, n_input_groups: int, n_output_groups: int) 
 def apply_mapping(mapping, latents, n_output_groups: int) -> list[torch.Tensor]:
     """``mapping(latents)``, its failures and contract breaches reported as errors naming ``mapping``."""
     n, K = latents[0].shape
-    try:
-        targets = mapping(latents)
-    except _NOT_WRAPPED:
-        raise
-    except Exception as exc:  # noqa: BLE001 - user code: any failure is reported against the parameter
-        raise ValueError(
-            f"mapping raised {type(exc).__name__} ({exc}) on {len(latents)} latent group(s) of shape "
-            f"{(n, K)}; it must map a list of G (n, n_components) tensors to a list of H such tensors."
-        ) from exc
+    targets = call_user(
+        "mapping",
+        f"on {len(latents)} latent group(s) of shape {(n, K)}; it must map a list of G (n, n_components) "
+        "tensors to a list of H such tensors.",
+        mapping,
+        latents,
+    )
     if not isinstance(targets, (list, tuple)) or not all(isinstance(t, torch.Tensor) for t in targets):
         raise TypeError(
             f"mapping must return a list of {n_output_groups} tensor(s) of shape (n, n_components); "
@@ -431,15 +442,13 @@ class MultiSubjectLatentRegModule(nn.Module):
         """``predictor(props)``, its failures and contract breaches reported as errors naming ``mode_predictor``."""
         where = f"mode_predictor of {kind} group {group}"
         expected = (props.shape[0], self.n_components)
-        try:
-            modes = predictor(props)
-        except _NOT_WRAPPED:
-            raise
-        except Exception as exc:  # noqa: BLE001 - user code: any failure is reported against the parameter
-            raise ValueError(
-                f"{where} raised {type(exc).__name__} ({exc}) on properties of shape {tuple(props.shape)}; "
-                f"it must map (n, n_properties) properties to (n, n_components) modes."
-            ) from exc
+        modes = call_user(
+            where,
+            f"on properties of shape {tuple(props.shape)}; it must map (n, n_properties) properties to "
+            "(n, n_components) modes.",
+            predictor,
+            props,
+        )
         if not isinstance(modes, torch.Tensor):
             raise TypeError(f"{where} must return a tensor of shape {expected}; got {type(modes).__name__}.")
         if tuple(modes.shape) != expected:
