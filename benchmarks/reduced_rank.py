@@ -91,7 +91,7 @@ def main():
             15000, 100, 200, 3, link=link, random_state=args.seed, return_params=True
         )
         X_train, X_test, y_train, y_test = X[:10000], X[10000:], y[:10000], y[10000:]
-        true_nll = gaussian_nll(y_test, true_mean(X_test, params, link), params["v"])
+        true_nll = gaussian_nll(y_test, true_mean(X_test, params, link), params["noise_variance"])
         est = ESTIMATORS[link](n_components=3, device=args.device, random_state=args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -56,7 +56,7 @@ def compare_reduced_rank(est1, est2, X=None, targets=None):
     """
     plt = _pyplot()
     est2 = est2.align_signs(est1)
-    vectors = [name for name in ("g_", "o2_", "o1_", "v_") if hasattr(est1, name) and hasattr(est2, name)]
+    vectors = [name for name in ("g_", "o2_", "o1_", "noise_variance_") if hasattr(est1, name) and hasattr(est2, name)]
     n_rows = len(vectors) + 2 + (1 if X is not None else 0)
     fig, axes = plt.subplots(n_rows, 3, figsize=(12, 2.6 * n_rows), squeeze=False)
     for row, name in enumerate(vectors):

@@ -501,7 +501,7 @@ def test_estimator_lbfgs_divergence_keeps_a_usable_model():
     X, y = make_reduced_rank_regression(200, 5, 4, 2, link="sigmoid", random_state=0)
     with pytest.warns(ConvergenceWarning, match="diverged"):
         est = RRSigmoidRegressor(solver="lbfgs", learning_rate=1e30, random_state=0).fit(X, y)
-    for name in ("w0_", "w1_", "o1_", "o2_", "g_", "v_"):
+    for name in ("w0_", "w1_", "o1_", "o2_", "g_", "noise_variance_"):
         assert np.isfinite(getattr(est, name)).all()
     assert np.isfinite(est.predict(X)).all()
     assert est.score(X, y) > 0.5  # the closed-form start, kept

@@ -77,7 +77,7 @@ print(f"chosen rank (R²): {chosen}")
 # The same search, scored by log-likelihood
 # -----------------------------------------
 # R² only looks at the mean prediction and weighs every target by its variance. The
-# model also estimates each target's noise variance ``v_``, and its fit maximises the
+# model also estimates each target's noise variance ``noise_variance_``, and its fit maximises the
 # Gaussian likelihood, so the held-out log-likelihood is the criterion that matches
 # the fit. It is also in the same units (nats per sample) for every link and rank.
 #
@@ -130,7 +130,7 @@ def true_log_likelihood(params, X, y):
     """Mean per-sample log-likelihood of ``y`` under the simulating model."""
     pre = X @ params["w0"] @ params["w1"].T + params["o1"]
     mean = params["g"] / (1.0 + np.exp(-pre)) + params["o2"]
-    nll = 0.5 * np.log(2 * np.pi * params["v"]) + (y - mean) ** 2 / (2 * params["v"])
+    nll = 0.5 * np.log(2 * np.pi * params["noise_variance"]) + (y - mean) ** 2 / (2 * params["noise_variance"])
     return -nll.sum(axis=1).mean()
 
 

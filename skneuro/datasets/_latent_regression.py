@@ -177,7 +177,7 @@ def make_multi_subject_latent_regression(
         ``"m"`` (K·n_bumps, K) (bumps ``k·n_bumps … (k+1)·n_bumps − 1`` feed mode k only): the
         parameters of a ``skneuro.bumps.SumOfBumpFcns`` that computes P (resp. U);
         ``"input_modes"`` (P_s), ``"output_modes"`` (U_s), ``"scales"``, ``"offsets"`` and
-        ``"psi"`` (noise variances): lists with one array per subject.
+        ``"noise_variance"``: lists with one array per subject.
 
     See Also
     --------
@@ -221,7 +221,7 @@ def make_multi_subject_latent_regression(
                 "Q": rng.uniform(size=(e, q)),
                 "c": rng.uniform(*scale_range, size=e),
                 "o": rng.uniform(*offset_range, size=e),
-                "psi": rng.uniform(*noise_range, size=e) ** 2,
+                "noise_variance": rng.uniform(*noise_range, size=e) ** 2,
             }
         )
     X, y = [], []
@@ -229,7 +229,7 @@ def make_multi_subject_latent_regression(
         s["P"] = _bump_sum(s["R"], **input_bumps)
         s["U"] = _bump_sum(s["Q"], **output_bumps)
         x = rng.standard_normal(size=(n, len(s["R"])))
-        noise = rng.standard_normal(size=(n, len(s["Q"]))) * np.sqrt(s["psi"])
+        noise = rng.standard_normal(size=(n, len(s["Q"]))) * np.sqrt(s["noise_variance"])
         y.append((x @ s["P"]) @ s["U"].T * s["c"] + s["o"] + noise)
         X.append(SubjectData(f"s{i}", x, s["R"], s["Q"]))
     if not return_params:
@@ -241,6 +241,6 @@ def make_multi_subject_latent_regression(
         "output_modes": [s["U"] for s in subjects],
         "scales": [s["c"] for s in subjects],
         "offsets": [s["o"] for s in subjects],
-        "psi": [s["psi"] for s in subjects],
+        "noise_variance": [s["noise_variance"] for s in subjects],
     }
     return X, y, params

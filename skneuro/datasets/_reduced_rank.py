@@ -66,7 +66,7 @@ def make_reduced_rank_regression(
     X : ndarray of shape (n_samples, n_features)
     y : ndarray of shape (n_samples, n_targets)
     params : dict, only when ``return_params``
-        ``w0 w1 o2 v`` and ``o1``/``g`` where the link has them.
+        ``w0 w1 o2``, ``noise_variance`` (v) and ``o1``/``g`` where the link has them.
 
     Examples
     --------
@@ -74,7 +74,7 @@ def make_reduced_rank_regression(
     >>> X, y, params = make_reduced_rank_regression(100, 5, 8, 2, link="sigmoid",
     ...                                             random_state=0, return_params=True)
     >>> X.shape, y.shape, params["w0"].shape, sorted(params)
-    ((100, 5), (100, 8), (5, 2), ['g', 'o1', 'o2', 'v', 'w0', 'w1'])
+    ((100, 5), (100, 8), (5, 2), ['g', 'noise_variance', 'o1', 'o2', 'w0', 'w1'])
     """
     if link not in _LINKS:
         raise ValueError(f"link must be one of {_LINKS}; got {link!r}.")
@@ -114,7 +114,7 @@ def make_reduced_rank_regression(
     if not return_params:
         return X, y
     w0, w1, o1, o2, g = standard_form(w0, w1, o1, o2, g)
-    params = {"w0": w0, "w1": w1, "o2": o2, "v": v}
+    params = {"w0": w0, "w1": w1, "o2": o2, "noise_variance": v}
     if o1 is not None:
         params["o1"] = o1
     if g is not None:

@@ -14,6 +14,7 @@ from sklearn.cluster import KMeans
 from .._engine import fit_module, make_generators
 from .._engine.base import to_numpy as _numpy
 from ..bumps import SumOfBumpFcns
+from ..utils._linalg import target_scales
 from ._init import bilinear_als
 from ._modules import (
     IdentityMapping,
@@ -96,7 +97,7 @@ class LatentModelBuilding:
             subject.n_outputs,
             self.n_components,
             tuple(self.subject_params),
-            self.min_var,
+            self.min_var,  # a placeholder: _set_var_floors sets min_var times each neuron's variance
             tuple(self.direct_pairs or ()),
             input_modes=in_modes,
             output_modes=out_modes,
@@ -106,15 +107,24 @@ class LatentModelBuilding:
     def _new_subject(self, subject, ys):
         """A :class:`SubjectModel` initialised from the data: o = means, c = 1, ψ = variances."""
         model = self._blank_subject(subject)
+        self._set_var_floors(model, ys)
         with torch.no_grad():
             for h, yh in enumerate(ys):
                 if "offsets" in self.subject_params:
                     model.offsets[h].copy_(torch.as_tensor(yh.mean(axis=0)))
-                model.rho[h].copy_(torch.as_tensor(self._rho(yh.var(axis=0))))
+                model.rho[h].copy_(torch.as_tensor(self._rho(model, h, yh.var(axis=0))))
         return model
 
-    def _rho(self, variances):
-        excess = np.maximum(np.asarray(variances, dtype=np.float64) - self.min_var, 1e-6 * self.min_var)
+    def _set_var_floors(self, model, ys):
+        """Floors ``min_var`` times each neuron's variance (as in reduced rank: see ``target_scales``)."""
+        for h, yh in enumerate(ys):
+            model.set_var_floor(h, self.min_var * target_scales(np.asarray(yh, dtype=np.float64)))
+
+    @staticmethod
+    def _rho(model, group, variances):
+        """ρ such that ``floor + softplus(ρ)`` equals the variances (kept just above the floor)."""
+        floor = _numpy(model.var_floor(group))
+        excess = np.maximum(np.asarray(variances, dtype=np.float64) - floor, 1e-6 * floor)
         return excess + np.log(-np.expm1(-excess))
 
     def _build(self, subjects, ys, torch_gen, numpy_gen):
@@ -170,7 +180,7 @@ class LatentModelBuilding:
             for s, st, (y_s,) in zip(subjects, stats, ys):
                 model = module.subject(s.subject_id)
                 fitted = st["z"] @ M_P @ (st["phi_out"] @ M_U).T
-                model.rho[0].copy_(torch.as_tensor(self._rho(((st["yc"] - fitted) ** 2).mean(axis=0))))
+                model.rho[0].copy_(torch.as_tensor(self._rho(model, 0, ((st["yc"] - fitted) ** 2).mean(axis=0))))
                 if "offsets" in self.subject_params:
                     x_mean = s.x_groups()[0].mean(axis=0)
                     P = _numpy(bumps_in.bump_activations(torch.as_tensor(s.property_groups()[0][0]))) @ M_P
@@ -233,7 +243,7 @@ class SubjectFitting:
         {"scales", "offsets"} and no direct pairs the fit is closed form: per neuron, the
         least-squares line of ``y_j`` on its latent prediction ``z_j = t U_jᵀ`` (slope c_j
         and intercept o_j where learned), and ψ_j the residual variance (at least
-        ``min_var``). Otherwise the engine trains that subject's parameters alone.
+        ``min_var`` times the neuron's variance). Otherwise the engine trains that subject's parameters alone.
 
         Parameters
         ----------
@@ -250,6 +260,7 @@ class SubjectFitting:
         if subject.n_samples == 0:
             raise ValueError(f"subject {subject.subject_id!r} has 0 samples; fit_subject needs data.")
         model = self._subject_model(subject)
+        self._set_var_floors(model, ys)
         key = subject_key(subject.subject_id)
         known = key in self.module_.subjects
         if set(self.subject_params) <= {"scales", "offsets"} and not self.direct_pairs:
@@ -291,7 +302,7 @@ class SubjectFitting:
                 resid = yh - (z * c + o)
                 model.scales[h].copy_(torch.as_tensor(c))
                 model.offsets[h].copy_(torch.as_tensor(o))
-                model.rho[h].copy_(torch.as_tensor(self._rho((resid**2).mean(axis=0))))
+                model.rho[h].copy_(torch.as_tensor(self._rho(model, h, (resid**2).mean(axis=0))))
 
     def _fit_subject_engine(self, model, subject, ys):
         param = next(self.module_.parameters())

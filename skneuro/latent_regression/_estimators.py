@@ -93,7 +93,8 @@ class MultiSubjectLatentRegressor(
     direct_pairs : tuple of (g, h) or None, default=None
         Diagonal direct maps from input group g to output group h of equal size.
     min_var : float, default=1e-3
-        Floor of the noise variances, ``ψ = min_var + softplus(ρ)``.
+        Floor of each neuron's noise variance relative to its training variance:
+        ``ψ_j = min_var·Var(y_j) + softplus(ρ_j)`` (as in the reduced-rank estimators).
     init : {"auto", "random"}, default="auto"
         "auto": data-driven per-subject parameters and, for bump predictors with one input
         and one output group, an alternating least-squares start of the bump magnitudes.
@@ -110,7 +111,7 @@ class MultiSubjectLatentRegressor(
     ----------
     subject_ids_ : list
         Training subjects in fit order.
-    scales_, offsets_, psi_ : dict
+    scales_, offsets_, noise_variance_ : dict
         Per training subject: an array per output group (a tuple for several groups).
     latent_scales_, latent_offsets_ : dict
         Per training subject: an array (K,) per input group.
@@ -453,14 +454,14 @@ class MultiSubjectLatentRegressor(
         )
 
     def _store_attributes(self):
-        self.scales_, self.offsets_, self.psi_ = {}, {}, {}
+        self.scales_, self.offsets_, self.noise_variance_ = {}, {}, {}
         self.latent_scales_, self.latent_offsets_ = {}, {}
         for sid, grouped in zip(self.subject_ids_, self._grouped_y):
             model = self.module_.subject(sid)
             H = len(model.n_outputs)
             self.scales_[sid] = _group_output([_numpy(c) for c in model.scales], grouped)
             self.offsets_[sid] = _group_output([_numpy(o) for o in model.offsets], grouped)
-            self.psi_[sid] = _group_output([_numpy(model.psi(h)) for h in range(H)], grouped)
+            self.noise_variance_[sid] = _group_output([_numpy(model.psi(h)) for h in range(H)], grouped)
             self.latent_scales_[sid] = [_numpy(a) for a in model.latent_scales]
             self.latent_offsets_[sid] = [_numpy(b) for b in model.latent_offsets]
         models = [self.module_.subject(sid) for sid in self.subject_ids_]
@@ -472,7 +473,8 @@ class MultiSubjectLatentRegressor(
         self.default_subject_params_ = {
             "scales": pooled("scales"),
             "offsets": pooled("offsets"),
-            "psi": [float(np.mean(np.concatenate([_numpy(m.psi(h)) for m in models]))) for h in range(H)],
+            "noise_variance": [float(np.mean(np.concatenate([_numpy(m.psi(h)) for m in models]))) for h in range(H)],
+            "var_floor": [float(np.mean(np.concatenate([_numpy(m.var_floor(h)) for m in models]))) for h in range(H)],
             "latent_scales": [
                 np.mean([_numpy(m.latent_scales[g]) for m in models], axis=0) for g in range(self.n_input_groups_)
             ],
@@ -502,7 +504,9 @@ class MultiSubjectLatentRegressor(
             for h in range(len(subject.n_outputs)):
                 model.scales[h].fill_(d["scales"][h])
                 model.offsets[h].fill_(d["offsets"][h])
-                model.rho[h].fill_(_softplus_inverse(max(d["psi"][h] - self.min_var, 1e-6 * self.min_var)))
+                floor = d["var_floor"][h]
+                model.set_var_floor(h, floor)
+                model.rho[h].fill_(_softplus_inverse(max(d["noise_variance"][h] - floor, 1e-6 * floor)))
             for g in range(len(subject.n_inputs)):
                 model.latent_scales[g].copy_(torch.as_tensor(d["latent_scales"][g]))
                 model.latent_offsets[g].copy_(torch.as_tensor(d["latent_offsets"][g]))

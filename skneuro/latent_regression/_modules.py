@@ -10,7 +10,7 @@ h = 1..H with ``e_sh`` neurons. Shared predictors map neuron properties to modes
     [t_1 \dots t_H] = m(l_1 \dots l_G), \qquad
     \mu_{sh} = (t_h U_{sh}^\top) \odot c_{sh} + o_{sh} \;[+ X_{sg} \odot \delta_{s,gh}],
 
-with ``Y_sh ~ N(μ_sh, diag ψ_sh)``, ``ψ = min_var + softplus(ρ)``. The predictors π, υ and
+with ``Y_sh ~ N(μ_sh, diag ψ_sh)``, ``ψ = floor + softplus(ρ)``. The predictors π, υ and
 the mapping m are shared; scales c, offsets o, ρ, the latent affine (a, b) and the direct
 maps δ belong to each subject.
 """
@@ -210,8 +210,10 @@ class SubjectModel(nn.Module):
     subject_params : collection of {"scales", "offsets", "latent_affine"}
         Learned per-subject parts; the others are fixed at ``c = 1``, ``o = 0``,
         ``a = 1``, ``b = 0`` (kept with ``requires_grad=False``).
-    min_var : float
-        Floor of the noise variances ``ψ = min_var + softplus(ρ)``.
+    var_floor : float
+        Floor of the noise variances ``ψ = floor + softplus(ρ)``, the same for every neuron
+        until :meth:`set_var_floor` sets per-neuron floors (registered buffers
+        ``var_floor_<h>``, one per output group).
     direct_pairs : sequence of (g, h)
         Diagonal direct maps ``X_g ⊙ δ_gh`` added to output group h (needs equal sizes).
     input_modes, output_modes : sequence of tensor or None
@@ -221,7 +223,7 @@ class SubjectModel(nn.Module):
     --------
     >>> import torch
     >>> from skneuro.latent_regression import SubjectModel, IdentityMapping
-    >>> s = SubjectModel([2], [2], 1, ("scales", "offsets"), min_var=1e-3)
+    >>> s = SubjectModel([2], [2], 1, ("scales", "offsets"), var_floor=1e-3)
     >>> means = s([torch.tensor([[1.0, 2.0]])], [torch.tensor([[1.0], [1.0]])],
     ...           [torch.tensor([[2.0], [3.0]])], IdentityMapping())
     >>> means[0].tolist()
@@ -234,7 +236,7 @@ class SubjectModel(nn.Module):
         n_outputs,
         n_components,
         subject_params=("scales", "offsets"),
-        min_var=1e-3,
+        var_floor=1e-3,
         direct_pairs=(),
         input_modes=None,
         output_modes=None,
@@ -250,7 +252,6 @@ class SubjectModel(nn.Module):
         unknown = [p for p in self.subject_params if p not in SUBJECT_PARAMS]
         if unknown:
             raise ValueError(f"subject_params entries must be among {SUBJECT_PARAMS}; got {unknown}.")
-        self.min_var = float(min_var)
         self.direct_pairs = check_direct_pairs(direct_pairs, len(self.n_inputs), len(self.n_outputs))
         for g, h in self.direct_pairs:
             if self.n_inputs[g] != self.n_outputs[h]:
@@ -266,6 +267,8 @@ class SubjectModel(nn.Module):
         self.scales = plist(self.n_outputs, 1.0, "scales" in self.subject_params)
         self.offsets = plist(self.n_outputs, 0.0, "offsets" in self.subject_params)
         self.rho = plist(self.n_outputs, _softplus_inverse(1.0), True)
+        for h, n in enumerate(self.n_outputs):
+            self.register_buffer(f"var_floor_{h}", torch.full((n,), float(var_floor), **kw))
         affine = "latent_affine" in self.subject_params
         self.latent_scales = plist([K] * len(self.n_inputs), 1.0, affine)
         self.latent_offsets = plist([K] * len(self.n_inputs), 0.0, affine)
@@ -295,9 +298,18 @@ class SubjectModel(nn.Module):
         """The fixed modes of a group (``kind`` "input" or "output"), or None."""
         return getattr(self, f"{kind}_modes_{group}")
 
+    def var_floor(self, group: int) -> torch.Tensor:
+        """Per-neuron floors of the noise variances of an output group."""
+        return getattr(self, f"var_floor_{group}")
+
+    def set_var_floor(self, group: int, floor) -> None:
+        """Set the floors of an output group (a number or one value per neuron)."""
+        with torch.no_grad():
+            self.var_floor(group).copy_(torch.as_tensor(floor))
+
     def psi(self, group: int) -> torch.Tensor:
-        """Noise variances ``min_var + softplus(ρ)`` of an output group."""
-        return self.min_var + nn.functional.softplus(self.rho[group])
+        """Noise variances ``floor + softplus(ρ)`` of an output group."""
+        return self.var_floor(group) + nn.functional.softplus(self.rho[group])
 
     def forward(self, x, input_modes, output_modes, mapping) -> list[torch.Tensor]:
         """Means ``μ_h`` (n, e_h) of every output group from inputs and modes (lists per group)."""

@@ -12,19 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..utils._linalg import standard_form
+from ..utils._linalg import standard_form, target_scales
 
-__all__ = ["closed_form_fit", "standard_form", "target_scales"]
-
-
-def target_scales(Y: np.ndarray) -> np.ndarray:
-    """Per-target training variance; constant targets get the mean positive variance (or 1)."""
-    s = np.var(Y, axis=0)
-    # a constant target's variance can come out as a rounding residue (~(eps·|mean|)²): zero
-    s = np.where(s <= (64 * np.finfo(np.float64).eps * np.abs(Y).max(axis=0)) ** 2, 0.0, s)
-    positive = s[s > 0]
-    fill = positive.mean() if positive.size else 1.0
-    return np.where(s > 0, s, fill)
+__all__ = ["closed_form_fit", "standard_form"]
 
 
 def _gaussian_nll(rss, v, n):

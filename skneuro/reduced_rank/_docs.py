@@ -32,7 +32,7 @@ _COMMON_DOC = """{summary}
         random weights.
     alpha : float, default=0.0
         Ridge penalty of the closed form and of the initialisation.
-    w0_l1, w0_l2, w1_l1, w1_l2 : float, default=0.0
+    l1_w0, l2_w0, l1_w1, l2_w1 : float, default=0.0
         l1 and squared-l2 penalties on ``w0`` and ``w1`` (not divided by n).
     min_var : float, default=1e-4
         Noise variance floor relative to each target's training variance.
@@ -48,8 +48,8 @@ _COMMON_DOC = """{summary}
         Output loadings with orthonormal columns.
 {extra_attributes}    o2_ : ndarray of shape (n_targets,)
         Output offsets.
-    v_ : ndarray of shape (n_targets,)
-        Noise variances.
+    noise_variance_ : ndarray of shape (n_targets,)
+        Noise variances (the diagonal of the Gaussian noise covariance).
     var_floor_ : ndarray of shape (n_targets,)
         ``min_var`` times each target's training variance.
     solver_ : str

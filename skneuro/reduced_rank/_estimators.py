@@ -18,7 +18,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._engine import LearningRateSchedule, TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints, to_numpy
 from ..utils._validation import NamedScoreMixin, check_range, check_spread, named_validate_data
-from ._closed_form import closed_form_fit, standard_form, target_scales
+from ..utils._linalg import target_scales
+from ._closed_form import closed_form_fit, standard_form
 from ._docs import _doc
 from ._init import alternate_fit, constant_targets_flat, factor, match_linear_fit
 from ._modules import LINK_PARAMS, ReducedRankModule
@@ -48,10 +49,10 @@ class _ReducedRankBase(
         "solver": [StrOptions({"auto", "closed_form", "adam", "lbfgs"})],
         "init": [StrOptions({"closed_form", "random"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "w0_l1": [Interval(Real, 0, None, closed="left")],
-        "w0_l2": [Interval(Real, 0, None, closed="left")],
-        "w1_l1": [Interval(Real, 0, None, closed="left")],
-        "w1_l2": [Interval(Real, 0, None, closed="left")],
+        "l1_w0": [Interval(Real, 0, None, closed="left")],
+        "l2_w0": [Interval(Real, 0, None, closed="left")],
+        "l1_w1": [Interval(Real, 0, None, closed="left")],
+        "l2_w1": [Interval(Real, 0, None, closed="left")],
         "min_var": [Interval(Real, 0, None, closed="left")],
         "fixed_params": [tuple, list],
         **engine_parameter_constraints(),
@@ -64,10 +65,10 @@ class _ReducedRankBase(
         solver="auto",
         init="closed_form",
         alpha=0.0,
-        w0_l1=0.0,
-        w0_l2=0.0,
-        w1_l1=0.0,
-        w1_l2=0.0,
+        l1_w0=0.0,
+        l2_w0=0.0,
+        l1_w1=0.0,
+        l2_w1=0.0,
         min_var=1e-4,
         fixed_params=(),
         max_iter=300,
@@ -87,10 +88,10 @@ class _ReducedRankBase(
         self.solver = solver
         self.init = init
         self.alpha = alpha
-        self.w0_l1 = w0_l1
-        self.w0_l2 = w0_l2
-        self.w1_l1 = w1_l1
-        self.w1_l2 = w1_l2
+        self.l1_w0 = l1_w0
+        self.l2_w0 = l2_w0
+        self.l1_w1 = l1_w1
+        self.l2_w1 = l2_w1
         self.min_var = min_var
         self.fixed_params = fixed_params
         self.max_iter = max_iter
@@ -108,7 +109,7 @@ class _ReducedRankBase(
 
     # ------------------------------------------------------------------ fitting
     def _penalised(self):
-        return any(getattr(self, name) > 0 for name in ("w0_l1", "w0_l2", "w1_l1", "w1_l2"))
+        return any(getattr(self, name) > 0 for name in ("l1_w0", "l2_w0", "l1_w1", "l2_w1"))
 
     def _check_fixed_params(self):
         allowed = LINK_PARAMS[self._link]
@@ -132,7 +133,7 @@ class _ReducedRankBase(
         if solver == "auto":
             if self._link == "linear" and not self._penalised() and not fixed and not self._warm():
                 return "closed_form"
-            if self.batch_size is not None or self.w0_l1 > 0 or self.w1_l1 > 0:
+            if self.batch_size is not None or self.l1_w0 > 0 or self.l1_w1 > 0:
                 return "adam"
             return "lbfgs"
         return solver
@@ -250,7 +251,7 @@ class _ReducedRankBase(
 
     def _train(self, module, X, Y, solver, fixed, torch_gen, dtype):
         """Run the engine on the negative log-likelihood (plus penalties)."""
-        frozen = [getattr(module, "rho" if name == "v" else name) for name in fixed]
+        frozen = [getattr(module, "rho" if name == "noise_variance" else name) for name in fixed]
         lr = self.learning_rate
         if lr is None:
             lr = 0.01 if solver == "adam" else 1.0
@@ -258,7 +259,7 @@ class _ReducedRankBase(
         if self._penalised():
 
             def penalty(m):
-                return m.penalty(self.w0_l1, self.w0_l2, self.w1_l1, self.w1_l2)
+                return m.penalty(self.l1_w0, self.l2_w0, self.l1_w1, self.l2_w1)
 
         for param in frozen:
             param.requires_grad_(False)
@@ -279,7 +280,7 @@ class _ReducedRankBase(
     def _log_terms(self, module):
         return {
             name: float(module.penalty(**{name: 1.0}))
-            for name in ("w0_l1", "w0_l2", "w1_l1", "w1_l2")
+            for name in ("l1_w0", "l2_w0", "l1_w1", "l2_w1")
             if getattr(self, name) > 0
         }
 
@@ -303,7 +304,7 @@ class _ReducedRankBase(
                 if value is not None:
                     getattr(m, name).copy_(torch.as_tensor(value))
         self.w0_, self.w1_, self.o2_ = w0, w1, o2
-        self.v_ = np.array(get("v") if exact is not None else to_numpy(m.v))
+        self.noise_variance_ = np.array(get("v") if exact is not None else to_numpy(m.v))
         if o1 is not None:
             self.o1_ = o1
         if g is not None:

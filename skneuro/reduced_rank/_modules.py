@@ -25,10 +25,10 @@ __all__ = ["LINKS", "ReducedRankModule", "exp_link"]
 
 # the fitted parameters of each link, in the standard form's order
 LINK_PARAMS = {
-    "linear": ("w0", "w1", "o2", "v"),
-    "sigmoid": ("w0", "w1", "o1", "o2", "g", "v"),
-    "exp": ("w0", "w1", "o2", "g", "v"),
-    "relu": ("w0", "w1", "o1", "o2", "v"),
+    "linear": ("w0", "w1", "o2", "noise_variance"),
+    "sigmoid": ("w0", "w1", "o1", "o2", "g", "noise_variance"),
+    "exp": ("w0", "w1", "o2", "g", "noise_variance"),
+    "relu": ("w0", "w1", "o1", "o2", "noise_variance"),
 }
 
 LINKS = ("linear", "sigmoid", "exp", "relu")
@@ -174,17 +174,17 @@ class ReducedRankModule(nn.Module):
         resid = (Y - mean).to(wide)
         return (0.5 * log_v + 0.5 * resid**2 * torch.exp(-log_v)).sum(dim=1)
 
-    def penalty(self, w0_l1=0.0, w0_l2=0.0, w1_l1=0.0, w1_l2=0.0) -> torch.Tensor:
+    def penalty(self, l1_w0=0.0, l2_w0=0.0, l1_w1=0.0, l2_w1=0.0) -> torch.Tensor:
         """Elastic-net penalty on w0 and w1 (squared sums, not divided by n)."""
         total = self.w0.new_zeros(())
-        if w0_l2:
-            total = total + w0_l2 * (self.w0**2).sum()
-        if w1_l2:
-            total = total + w1_l2 * (self.w1**2).sum()
-        if w0_l1:
-            total = total + w0_l1 * self.w0.abs().sum()
-        if w1_l1:
-            total = total + w1_l1 * self.w1.abs().sum()
+        if l2_w0:
+            total = total + l2_w0 * (self.w0**2).sum()
+        if l2_w1:
+            total = total + l2_w1 * (self.w1**2).sum()
+        if l1_w0:
+            total = total + l1_w0 * self.w0.abs().sum()
+        if l1_w1:
+            total = total + l1_w1 * self.w1.abs().sum()
         return total
 
     def extra_repr(self) -> str:

@@ -100,11 +100,11 @@ class ReducedRankPredictMixin:
         if y.shape != mean.shape:
             raise ValueError(f"y must have shape {mean.shape}; got {y.shape}.")
         resid = (y - mean).reshape(len(y), -1)
-        per_sample = np.sum(0.5 * np.log(self.v_) + resid**2 / (2.0 * self.v_), axis=1)
-        return float(-per_sample.mean() - 0.5 * len(self.v_) * np.log(2.0 * np.pi))
+        per_sample = np.sum(0.5 * np.log(self.noise_variance_) + resid**2 / (2.0 * self.noise_variance_), axis=1)
+        return float(-per_sample.mean() - 0.5 * len(self.noise_variance_) * np.log(2.0 * np.pi))
 
     def sample(self, X, random_state=None):
-        """Draw ``predict(X) + N(0, diag(v_))`` from a local generator.
+        """Draw ``predict(X) + N(0, diag(noise_variance_))`` from a local generator.
 
         Parameters
         ----------
@@ -117,7 +117,7 @@ class ReducedRankPredictMixin:
         """
         mean = self.predict(X)
         _, numpy_gen = make_generators(random_state)
-        noise = numpy_gen.standard_normal(size=(mean.shape[0], len(self.v_))) * np.sqrt(self.v_)
+        noise = numpy_gen.standard_normal(size=(mean.shape[0], len(self.noise_variance_))) * np.sqrt(self.noise_variance_)
         return mean + self._format(noise)
 
     def vary_latents(self, p_mat, mean_input, latent_values):

@@ -90,7 +90,7 @@ def rate_rnn_constraints():
         "rec_noise": [Interval(Real, 0, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "train_init_state": ["boolean"],
-        "frozen": [tuple, list],
+        "fixed_params": [tuple, list],
         **{f"{k}_{w}": [Interval(Real, 0, None, closed="left")] for k in ("l1", "l2") for w in ("in", "rec", "out")},
         "l2_firing_rate": [Interval(Real, 0, None, closed="left")],
         "clip_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
@@ -120,9 +120,9 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         for kind, weights in W.items():
             l1, l2 = getattr(self, f"l1_{kind}"), getattr(self, f"l2_{kind}")
             if l1 and weights.numel():
-                total = total + l1 * weights.abs().mean()
+                total = total + l1 * weights.abs().sum()
             if l2 and weights.numel():
-                total = total + l2 * (weights**2).mean()
+                total = total + l2 * (weights**2).sum()
         return total
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -140,9 +140,9 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
         -------
         self : object
         """
-        unknown = [name for name in self.frozen if name not in TRAINABLE]
+        unknown = [name for name in self.fixed_params if name not in TRAINABLE]
         if unknown:
-            raise ValueError(f"frozen entries must be among {TRAINABLE}; got {unknown}.")
+            raise ValueError(f"fixed_params entries must be among {TRAINABLE}; got {unknown}.")
         if not 0 < self.dt / self.tau <= 1:
             raise ValueError(f"dt/tau must lie in (0, 1]; got dt={self.dt}, tau={self.tau}.")
         self._check_build_params()
@@ -161,7 +161,7 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             module, built = self.module_.to(device=device, dtype=dtype), None
         else:
             module, built = self._build_module(X.shape[2], y.shape[2], numpy_gen, dtype, device)
-        frozen = [getattr(module, name) for name in self.frozen]
+        fixed_params = [getattr(module, name) for name in self.fixed_params]
         n_steps, n_out, n_rec = X.shape[1], y.shape[2], module.n_rec
         noisy = module.rec_noise > 0 or module.input_noise > 0
 
@@ -173,7 +173,7 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
             return total
 
         data = tuple(torch.tensor(a, dtype=dtype) for a in (X, y, mask))
-        for p in frozen:
+        for p in fixed_params:
             p.requires_grad_(False)
         try:
             result = fit_module(
@@ -192,7 +192,7 @@ class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
                 f"{exc} The initial network's activity or loss overflows {self.dtype}: {self._overflow_hint()}"
             ) from exc
         finally:
-            for p in frozen:
+            for p in fixed_params:
                 p.requires_grad_(True)
         self.module_, self.device_, self.n_features_in_ = module, device, X.shape[2]
         self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates

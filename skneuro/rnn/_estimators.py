@@ -46,7 +46,7 @@ class RateRNNRegressor(RateRNNBase):
     autapses : bool, default=True
     input_connectivity, rec_connectivity, output_connectivity : array-like or None
         Non-negative masks (n_rec, n_in), (n_rec, n_rec), (n_out, n_rec).
-    initializer : str or WeightInitializer, default="gaussian_spectral_radius"
+    init : str or WeightInitializer, default="gaussian_spectral_radius"
         "gaussian_spectral_radius", "alpha_identity", a random scheme name (all matrices)
         or a :class:`WeightInitializer` whose arrays and constraints are used.
     spectral_radius : float, default=1.1
@@ -59,14 +59,15 @@ class RateRNNRegressor(RateRNNBase):
         50 units and 2 inputs, Glorot input weights are 3.6 times smaller; under Dale's law
         (all-positive input weights) the selective part of the input is then too weak for
         training to leave its initial plateau in a few hundred updates. A
-        :class:`WeightInitializer` passed as ``initializer`` is used as it is.
+        :class:`WeightInitializer` passed as ``init`` is used as it is.
     train_init_state : bool, default=False
-    frozen : tuple of str, default=()
+    fixed_params : tuple of str, default=()
         Parameters among W_in, W_rec, W_out, b_rec, b_out that are not trained.
     l1_in, l1_rec, l1_out, l2_in, l2_rec, l2_out : float, default=0.0
-        Penalties on the means of ``|W|`` and ``W²`` of the effective matrices.
+        Weight penalties ``l1·Σ|W| + l2·ΣW²`` over the entries of the effective
+        matrices ``W_in``, ``W_rec``, ``W_out`` (sums, as every weight penalty in skneuro).
     l2_firing_rate : float, default=0.0
-        Penalty on the mean squared rate.
+        Penalty on the squared rate, averaged over trials, steps and units.
     clip_grad_norm : float or None, default=1.0
         Per-parameter gradient norm clip (PsychRNN's ``clip_by_norm``).
     solver : {"adam", "lbfgs"}, default="adam"
@@ -99,7 +100,7 @@ class RateRNNRegressor(RateRNNBase):
         "input_connectivity": [None, "array-like"],
         "rec_connectivity": [None, "array-like"],
         "output_connectivity": [None, "array-like"],
-        "initializer": [StrOptions({"gaussian_spectral_radius", "alpha_identity", *_RANDOM_INITS}), WeightInitializer],
+        "init": [StrOptions({"gaussian_spectral_radius", "alpha_identity", *_RANDOM_INITS}), WeightInitializer],
         "spectral_radius": [Interval(Real, 0, None, closed="neither")],
         "radius_of": [StrOptions({"effective", "raw"})],
         "alpha_identity": [Interval(Real, None, None, closed="neither")],
@@ -119,13 +120,13 @@ class RateRNNRegressor(RateRNNBase):
         input_connectivity=None,
         rec_connectivity=None,
         output_connectivity=None,
-        initializer="gaussian_spectral_radius",
+        init="gaussian_spectral_radius",
         spectral_radius=1.1,
         radius_of="effective",
         alpha_identity=1.0,
         input_scaling="fan_in",
         train_init_state=False,
-        frozen=(),
+        fixed_params=(),
         l1_in=0.0,
         l1_rec=0.0,
         l1_out=0.0,
@@ -158,13 +159,13 @@ class RateRNNRegressor(RateRNNBase):
         self.input_connectivity = input_connectivity
         self.rec_connectivity = rec_connectivity
         self.output_connectivity = output_connectivity
-        self.initializer = initializer
+        self.init = init
         self.spectral_radius = spectral_radius
         self.radius_of = radius_of
         self.alpha_identity = alpha_identity
         self.input_scaling = input_scaling
         self.train_init_state = train_init_state
-        self.frozen = frozen
+        self.fixed_params = fixed_params
         self.l1_in = l1_in
         self.l1_rec = l1_rec
         self.l1_out = l1_out
@@ -189,11 +190,11 @@ class RateRNNRegressor(RateRNNBase):
 
     # ---------------------------------------------------------------- building
     def _weight_initializer(self, n_in, n_out, numpy_gen):
-        if isinstance(self.initializer, WeightInitializer):
-            init = self.initializer
+        if isinstance(self.init, WeightInitializer):
+            init = self.init
             if (init.n_in, init.n_rec, init.n_out) != (n_in, self.n_rec, n_out):
                 raise ValueError(
-                    f"initializer has shapes (n_in={init.n_in}, n_rec={init.n_rec}, n_out={init.n_out}); "
+                    f"init has shapes (n_in={init.n_in}, n_rec={init.n_rec}, n_out={init.n_out}); "
                     f"the data and n_rec need ({n_in}, {self.n_rec}, {n_out})."
                 )
             given = [
@@ -203,7 +204,7 @@ class RateRNNRegressor(RateRNNBase):
             ] + ([] if self.autapses else ["autapses"])
             if given:
                 raise ValueError(
-                    f"initializer is a WeightInitializer, which carries its own constraints; do not also set {given}."
+                    f"init is a WeightInitializer, which carries its own constraints; do not also set {given}."
                 )
             return init
         common = {
@@ -214,13 +215,13 @@ class RateRNNRegressor(RateRNNBase):
             "dale_ratio": self.dale_ratio,
             "random_state": numpy_gen,
         }
-        if self.initializer == "gaussian_spectral_radius":
+        if self.init == "gaussian_spectral_radius":
             return GaussianSpectralRadius(
                 n_in, self.n_rec, n_out, spec_rad=self.spectral_radius, radius_of=self.radius_of, **common
             )
-        if self.initializer == "alpha_identity":
+        if self.init == "alpha_identity":
             return AlphaIdentity(n_in, self.n_rec, n_out, alpha=self.alpha_identity, **common)
-        return WeightInitializer(n_in, self.n_rec, n_out, which_rand_init=self.initializer, **common)
+        return WeightInitializer(n_in, self.n_rec, n_out, which_rand_init=self.init, **common)
 
     def _new_module(self, init, dtype, device):
         values = init.initializations
@@ -265,16 +266,16 @@ class RateRNNRegressor(RateRNNBase):
     def _overflow_hint(self):
         gain = (
             f"alpha_identity={self.alpha_identity!r}"
-            if self.initializer == "alpha_identity"
+            if self.init == "alpha_identity"
             else f"spectral_radius={self.spectral_radius!r}"
         )
-        return f"lower {gain} (or check the initializer), rescale X and y, or use dtype='float64'."
+        return f"lower {gain} (or check init), rescale X and y, or use dtype='float64'."
 
     def _build_module(self, n_in, n_out, numpy_gen, dtype, device):
         init = self._weight_initializer(n_in, n_out, numpy_gen)
         module = self._new_module(init, dtype, device)
-        scheme = self.initializer if self.initializer in _RANDOM_INITS else "glorot_gauss"
-        if self.input_scaling == "fan_in" and not isinstance(self.initializer, WeightInitializer):
+        scheme = self.init if self.init in _RANDOM_INITS else "glorot_gauss"
+        if self.input_scaling == "fan_in" and not isinstance(self.init, WeightInitializer):
             if scheme.startswith("glorot"):
                 # Glorot draws have variance 2/F_ij, F_ij = fan_in_i + fan_out_j; rescale them to
                 # 1/fan_in_i so that each unit gets an O(1) input current, as W_rec does
@@ -288,7 +289,7 @@ class RateRNNRegressor(RateRNNBase):
     def save_weights(self, path):
         """Write the trained weights and constraints as an ``.npz`` file (no pickle).
 
-        :meth:`WeightInitializer.load` reads it back, e.g. as the ``initializer`` of a new
+        :meth:`WeightInitializer.load` reads it back, e.g. as the ``init`` of a new
         estimator (a curriculum), or to inspect the raw weights.
 
         Parameters

@@ -81,10 +81,11 @@ class MultiRegionRNNRegressor(RateRNNBase):
     spectral_radius : float or None, default=None
         If set, the initial effective recurrent matrix is scaled to this spectral radius.
     train_init_state : bool, default=False
-    frozen : tuple of str, default=()
+    fixed_params : tuple of str, default=()
         Parameters among W_in, W_rec, W_out, b_rec, b_out that are not trained.
     l1_in, l1_rec, l1_out, l2_in, l2_rec, l2_out : float, default=0.0
-        Penalties on the means of ``|W|`` and ``W²`` of the effective matrices.
+        Weight penalties ``l1·Σ|W| + l2·ΣW²`` over the entries of the effective
+        matrices ``W_in``, ``W_rec``, ``W_out`` (sums, as every weight penalty in skneuro).
     l2_firing_rate : float, default=0.0
     clip_grad_norm : float or None, default=1.0
         Per-parameter gradient norm clip.
@@ -146,7 +147,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
         input_noise=0.0,
         spectral_radius=None,
         train_init_state=False,
-        frozen=(),
+        fixed_params=(),
         l1_in=0.0,
         l1_rec=0.0,
         l1_out=0.0,
@@ -178,7 +179,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
         self.input_noise = input_noise
         self.spectral_radius = spectral_radius
         self.train_init_state = train_init_state
-        self.frozen = frozen
+        self.fixed_params = fixed_params
         self.l1_in = l1_in
         self.l1_rec = l1_rec
         self.l1_out = l1_out

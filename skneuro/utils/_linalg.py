@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["link_numpy", "standard_form"]
+__all__ = ["link_numpy", "standard_form", "target_scales"]
 
 
 def standard_form(w0, w1, o1=None, o2=None, g=None):
@@ -74,3 +74,13 @@ def link_numpy(link: str, a: np.ndarray) -> np.ndarray:
     if link == "relu":
         return np.maximum(a, 0.0)
     return a
+
+
+def target_scales(Y: np.ndarray) -> np.ndarray:
+    """Per-target training variance; constant targets get the mean positive variance (or 1)."""
+    s = np.var(Y, axis=0)
+    # a constant target's variance can come out as a rounding residue (~(eps·|mean|)²): zero
+    s = np.where(s <= (64 * np.finfo(np.float64).eps * np.abs(Y).max(axis=0)) ** 2, 0.0, s)
+    positive = s[s > 0]
+    fill = positive.mean() if positive.size else 1.0
+    return np.where(s > 0, s, fill)

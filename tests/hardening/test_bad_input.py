@@ -811,9 +811,9 @@ FINITE_MAGNITUDES = st.one_of(
 )
 TRAINABLE = ["W_in", "W_rec", "W_out", "b_rec", "b_out"]
 SEQ_ITEMS = {
-    "fixed_params": st.sampled_from(["w0", "w1", "o1", "o2", "g", "v", "rho", ""]),
-    "frozen": st.sampled_from([*TRAINABLE, "init_state", "w_in"]),
-    "subject_params": st.sampled_from(["scales", "offsets", "latent_affine", "psi", ""]),
+    "fixed_params": st.sampled_from(["w0", "w1", "o1", "o2", "g", "noise_variance", "v", "rho", ""]),
+    "fixed_params": st.sampled_from([*TRAINABLE, "init_state", "w_in"]),
+    "subject_params": st.sampled_from(["scales", "offsets", "latent_affine", "noise_variance", "psi", ""]),
     "readout": st.sampled_from(["a", "b", "P", "u", "zz", ""]),
     "learning_rate": st.tuples(st.integers(-1, 3), st.floats(0, 1e3)),
     "hidden_layer_sizes": st.one_of(st.integers(-1, 6), st.floats(0, 3), st.text(max_size=1)),
@@ -891,7 +891,7 @@ def test_values_the_constraints_let_through(name, param, data):
     """Values inside the constraints (bools as ints, extreme floats, odd arrays and names): fit or fail by name."""
     value = data.draw(let_through(name, param), label="value")
     assume(not _violates(ESTIMATORS[name].cls._parameter_constraints[param], param, value))
-    context = {"hidden_layer_sizes": {"mode_predictor": "mlp"}, "alpha_identity": {"initializer": "alpha_identity"}}
+    context = {"hidden_layer_sizes": {"mode_predictor": "mlp"}, "alpha_identity": {"init": "alpha_identity"}}
     est = ESTIMATORS[name](**{param: value, **context.get(param, {})})
     check(lambda: _fit_any(name, est), estimator=name, expect=[param, "n_samples"], inputs=[value])
 
@@ -1208,7 +1208,7 @@ def test_bug_noise_parameters_overflow_error(data):
 
 
 FLOAT32_PARAMS = {
-    **{n: ["w0_l1", "w0_l2", "w1_l1", "w1_l2"] for n in RR_NAMES},
+    **{n: ["l1_w0", "l2_w0", "l1_w1", "l2_w1"] for n in RR_NAMES},
     **{n: ["min_var"] for n in RR_NAMES},
     "RateRNNRegressor": ["l1_in", "l1_rec", "l1_out", "l2_in", "l2_rec", "l2_out", "l2_firing_rate"]
     + ["rec_noise", "spectral_radius", "alpha_identity"],
@@ -1231,7 +1231,7 @@ def test_bug_float_parameters_beyond_float32(data):
     name = data.draw(st.sampled_from(sorted(FLOAT32_PARAMS)), label="estimator")
     param = data.draw(st.sampled_from(FLOAT32_PARAMS[name]), label="param")
     value = data.draw(st.floats(min_value=1e39, max_value=1e150), label="value")
-    extra = {"initializer": "alpha_identity"} if param == "alpha_identity" else {}
+    extra = {"init": "alpha_identity"} if param == "alpha_identity" else {}
     if name == "RRLinearRegressor" and param == "min_var":  # the float64 closed form overflows too
         value = data.draw(st.floats(min_value=1.6e308, max_value=1.7e308), label="closed_form_value")
     elif name == "RRLinearRegressor":
@@ -1292,7 +1292,7 @@ def test_bug_array_parameters_not_numeric(data):
 @given(case=st.sampled_from([("spectral_radius", True), ("alpha_identity", np.nan), ("alpha_identity", np.inf)]))
 def test_bug_initializer_messages_name_internal_arguments(case):
     param, value = case
-    extra = {"initializer": "alpha_identity"} if param == "alpha_identity" else {}
+    extra = {"init": "alpha_identity"} if param == "alpha_identity" else {}
     est = EST_3D["RateRNNRegressor"](**{param: value, **extra})
     check(lambda: _fit_3d(est, X3, Y3, M3), estimator="RateRNNRegressor", expect=[param])
 

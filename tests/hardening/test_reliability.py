@@ -128,7 +128,7 @@ def _latent_objective(est):
     X, y = _latent_data()
     total, n = 0.0, 0
     for s, y_s, pred in zip(X, y, est.predict(X)):
-        psi = est.psi_[s.subject_id]
+        psi = est.noise_variance_[s.subject_id]
         total += np.sum(0.5 * np.log(2 * np.pi * psi) + 0.5 * (y_s - pred) ** 2 / psi)
         n += s.n_samples
     return total / n

@@ -20,6 +20,7 @@ from sklearn.model_selection import GridSearchCV, LeaveOneOut, cross_val_score
 
 from skneuro.bumps import SumOfBumpFcns
 from skneuro.datasets import make_multi_subject_latent_regression
+from skneuro.utils._linalg import target_scales
 from skneuro.latent_regression import (
     LinearMapping,
     ModePredictorMLP,
@@ -234,7 +235,7 @@ def test_outputs_are_float64_lists_and_empty_subjects_work(data, dtype):
     P, U = est.predict_modes(empty)
     assert P.shape == (X[2].n_inputs[0], 2) and U.shape == (X[2].n_outputs[0], 2)
     assert P.dtype == U.dtype == np.float64
-    for d in (est.scales_, est.offsets_, est.psi_):
+    for d in (est.scales_, est.offsets_, est.noise_variance_):
         assert all(v.dtype == np.float64 for v in d.values())
     assert isinstance(est.score(X, y), float)
 
@@ -544,7 +545,7 @@ def test_prediction_data_must_match_the_fit(fitted, data):
 def test_unseen_subject_uses_the_default_subject_parameters(fitted, data):
     X, y = data
     d = fitted.default_subject_params_
-    for name in ("scales", "offsets", "psi"):
+    for name in ("scales", "offsets", "noise_variance"):
         pooled = np.concatenate([getattr(fitted, name + "_")[sid] for sid in ("s0", "s1")])
         assert d[name] == [pytest.approx(pooled.mean(), rel=1e-12)]
     assert d["offsets"][0] != 0.0 and d["scales"][0] != 1.0  # learned per subject, so means are informative
@@ -649,8 +650,8 @@ def test_latent_affine_on_the_moment_path(data):
     np.testing.assert_array_equal(est.offsets_["s0"], 0.0)
 
 
-def test_a_constant_output_neuron_gives_finite_loss_and_psi_at_least_min_var(data):
-    """spec §4: ψ = min_var + softplus(ρ), data-driven start; a constant neuron must not break it."""
+def test_a_constant_output_neuron_gives_finite_loss_and_psi_at_least_its_floor(data):
+    """ψ_j = min_var·Var(y_j) + softplus(ρ_j), data-driven start; a constant neuron must not break it."""
     X, y = data
     y = [a.copy() for a in y[:2]]
     y[0][:, 0] = 5.0
@@ -659,7 +660,26 @@ def test_a_constant_output_neuron_gives_finite_loss_and_psi_at_least_min_var(dat
         warnings.filterwarnings("ignore", category=Warning, message="Stopped at max_iter")
         est = MultiSubjectLatentRegressor(**FAST, min_var=1e-3).fit(X[:2], y)
     assert np.isfinite(est.loss_curve_).all()
-    assert est.psi_["s0"].min() >= 1e-3 and np.isfinite(est.psi_["s0"]).all()
+    floor = 1e-3 * target_scales(y[0])  # the constant neuron gets the mean variance of the others
+    assert floor[0] == pytest.approx(1e-3 * y[0][:, 1:].var(axis=0).mean(), rel=1e-12)
+    assert np.all(est.noise_variance_["s0"] >= floor * (1 - 1e-6)) and np.isfinite(est.noise_variance_["s0"]).all()
+
+
+def test_min_var_is_relative_so_rescaled_targets_give_rescaled_noise_variances(data):
+    """The floor scales with each neuron's variance, as in reduced rank (an absolute floor would not)."""
+    X, y = data
+    kwargs = {**FAST, "dtype": "float64", "min_var": 0.5}  # a floor that binds
+    est = MultiSubjectLatentRegressor(**kwargs).fit(X[:2], y[:2])
+    big = MultiSubjectLatentRegressor(**kwargs).fit(X[:2], [1e3 * a for a in y[:2]])
+    for sid, y_s in zip(("s0", "s1"), y[:2]):
+        floor = est.module_.subject(sid).var_floor(0).numpy()
+        np.testing.assert_allclose(floor, 0.5 * y_s.var(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(big.module_.subject(sid).var_floor(0).numpy(), 1e6 * floor, rtol=1e-12)
+        assert np.all(est.noise_variance_[sid] >= floor * (1 - 1e-9))
+        assert np.all(big.noise_variance_[sid] >= 1e6 * floor * (1 - 1e-9))
+        # where the floor binds, the scaled fit sits on the scaled floor
+        binds = est.noise_variance_[sid] < 1.01 * floor
+        assert binds.any()
 
 
 # ================================== spec §2/§5: standard form, fit_subject, checkpoints
@@ -703,7 +723,8 @@ def test_fit_subject_closed_form_is_per_neuron_least_squares(data):
         assert est.scales_["s2"][j] == pytest.approx(line.coef_[0], rel=1e-8, abs=1e-10)
         assert est.offsets_["s2"][j] == pytest.approx(line.intercept_, rel=1e-8, abs=1e-10)
         resid = y[2][:, j] - line.predict(z[:, [j]])
-        assert est.psi_["s2"][j] == pytest.approx(max(np.mean(resid**2), est.min_var), rel=1e-6)
+        floor = est.min_var * y[2][:, j].var()
+        assert est.noise_variance_["s2"][j] == pytest.approx(max(np.mean(resid**2), floor), rel=1e-6)
     assert est.score([X[2]], [y[2]]) >= before  # per-neuron least squares can only fit better in sample
 
 

@@ -92,7 +92,7 @@ def test_identity_mapping_with_unequal_group_counts_raises_naming_mapping():
 # ------------------------------------------------------------------ likelihood
 def test_negative_log_likelihood_value():
     min_var = 1e-3
-    s = _subject_model(n_inputs=(1,), n_outputs=(1,), min_var=min_var)
+    s = _subject_model(n_inputs=(1,), n_outputs=(1,), var_floor=min_var)
     _set(s.rho[0], [_softplus_inverse(1.0 - min_var)])
     torch.testing.assert_close(s.psi(0), _t([1.0]), rtol=0, atol=1e-15)
     nll = s.neg_log_likelihood([_t([[1.0], [-1.0]])], [torch.zeros(2, 1, dtype=F64)])
@@ -103,7 +103,7 @@ def test_negative_log_likelihood_value():
 
 
 def test_negative_log_likelihood_sums_groups_and_neurons():
-    s = _subject_model(n_inputs=(1,), n_outputs=(2, 1), min_var=0.5)
+    s = _subject_model(n_inputs=(1,), n_outputs=(2, 1), var_floor=0.5)
     _set(s.rho[0], [0.0, 1.0])
     _set(s.rho[1], [-2.0])
     y = [_t([[1.0, 2.0]]), _t([[3.0]])]
@@ -115,11 +115,19 @@ def test_negative_log_likelihood_sums_groups_and_neurons():
 
 
 def test_psi_never_below_min_var():
-    s = _subject_model(min_var=1e-3)
+    s = _subject_model(var_floor=1e-3)
     _set(s.rho[0], [-1e4, 0.0])
     psi = s.psi(0).detach().numpy()
     assert np.all(psi >= 1e-3) and psi[0] == 1e-3
     np.testing.assert_allclose(psi[1], 1e-3 + math.log(2.0), rtol=1e-15)
+
+
+def test_per_neuron_floors_are_buffers_that_move_with_the_module():
+    s = _subject_model(var_floor=1e-3)
+    s.set_var_floor(0, [0.25, 2.0])
+    _set(s.rho[0], [-1e4, 0.0])
+    np.testing.assert_allclose(s.psi(0).detach().numpy(), [0.25, 2.0 + math.log(2.0)], rtol=1e-15)
+    assert "var_floor_0" in s.state_dict() and "var_floor_0" not in dict(s.named_parameters())
 
 
 # ------------------------------------------------------------------ subject parameters

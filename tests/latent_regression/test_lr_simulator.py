@@ -29,10 +29,10 @@ def test_defaults_are_the_recovery_configuration():
         assert params["input_modes"][i].shape == (d, 2) and params["output_modes"][i].shape == (e, 2)
         np.testing.assert_array_equal(params["scales"][i], 1.0)
         np.testing.assert_array_equal(params["offsets"][i], 0.0)
-        assert params["psi"][i].shape == (e,) and np.all((params["psi"][i] >= 0.01) & (params["psi"][i] <= 0.04))
+        assert params["noise_variance"][i].shape == (e,) and np.all((params["noise_variance"][i] >= 0.01) & (params["noise_variance"][i] <= 0.04))
         for props in (s.input_properties, s.output_properties):
             assert props.min() >= 0.0 and props.max() <= 1.0
-    assert set(params) == {"input_bumps", "output_bumps", "input_modes", "output_modes", "scales", "offsets", "psi"}
+    assert set(params) == {"input_bumps", "output_bumps", "input_modes", "output_modes", "scales", "offsets", "noise_variance"}
     for side in ("input_bumps", "output_bumps"):
         assert params[side]["c"].shape == params[side]["w"].shape == (8, 3) and params[side]["m"].shape == (8, 2)
     # every subject draws its own neurons
@@ -107,7 +107,7 @@ def test_outputs_follow_the_model():
         return_params=True,
     )
     for i, (s, ys) in enumerate(zip(X, y)):
-        c, o, psi = params["scales"][i], params["offsets"][i], params["psi"][i]
+        c, o, psi = params["scales"][i], params["offsets"][i], params["noise_variance"][i]
         assert np.all((c >= 0.5) & (c <= 2.0)) and np.all((o >= -1) & (o <= 1)) and np.all((psi >= 0.25) & (psi <= 1))
         resid = ys - ((s.x @ params["input_modes"][i]) @ params["output_modes"][i].T * c + o)
         n = s.n_samples
@@ -120,7 +120,7 @@ def test_noise_std_zero_gives_the_noiseless_mean():
     X, y, params = make_multi_subject_latent_regression(2, 50, 6, 5, noise_std=0.0, random_state=0, return_params=True)
     for i, (s, ys) in enumerate(zip(X, y)):
         np.testing.assert_allclose(ys, (s.x @ params["input_modes"][i]) @ params["output_modes"][i].T, rtol=1e-13)
-        np.testing.assert_array_equal(params["psi"][i], 0.0)
+        np.testing.assert_array_equal(params["noise_variance"][i], 0.0)
 
 
 def test_reproducible_and_leaves_global_rng_alone():
@@ -144,7 +144,7 @@ def test_reproducible_and_leaves_global_rng_alone():
 def test_neurons_and_parameters_do_not_depend_on_n_samples():
     _, _, small = make_multi_subject_latent_regression(3, 10, random_state=5, return_params=True)
     _, _, large = make_multi_subject_latent_regression(3, (2000, 0, 30), random_state=5, return_params=True)
-    for key in ("input_modes", "output_modes", "scales", "offsets", "psi"):
+    for key in ("input_modes", "output_modes", "scales", "offsets", "noise_variance"):
         for a, b in zip(small[key], large[key]):
             np.testing.assert_array_equal(a, b)
 

@@ -6,7 +6,8 @@ import torch
 from sklearn.linear_model import LinearRegression, Ridge
 
 from skneuro.reduced_rank import RRLinearRegressor
-from skneuro.reduced_rank._closed_form import closed_form_fit, standard_form, target_scales
+from skneuro.reduced_rank._closed_form import closed_form_fit, standard_form
+from skneuro.utils._linalg import target_scales
 
 
 def _sigmoid(a):
@@ -96,7 +97,7 @@ def test_full_rank_closed_form_is_sklearn_least_squares(alpha):
         assert est.solver_ == "closed_form" and est.n_iter_ == 1 and est.n_updates_ == 0
         np.testing.assert_allclose(est.w0_ @ est.w1_.T, reference.coef_.T, rtol=0, atol=1e-10)
         np.testing.assert_allclose(est.o2_, reference.intercept_, rtol=0, atol=1e-10)
-        np.testing.assert_allclose(est.v_, rss_n, rtol=1e-10)
+        np.testing.assert_allclose(est.noise_variance_, rss_n, rtol=1e-10)
         np.testing.assert_allclose(est.predict(X), reference.predict(X), rtol=0, atol=1e-10)
 
 
@@ -107,7 +108,7 @@ def test_single_target_closed_form_is_sklearn_least_squares():
     est = RRLinearRegressor(n_components=1, dtype="float64").fit(X, y)
     np.testing.assert_allclose((est.w0_ @ est.w1_.T)[:, 0], reference.coef_, rtol=0, atol=1e-10)
     np.testing.assert_allclose(est.o2_, [reference.intercept_], rtol=0, atol=1e-10)
-    np.testing.assert_allclose(est.v_, [np.mean((y - reference.predict(X)) ** 2)], rtol=1e-10)
+    np.testing.assert_allclose(est.noise_variance_, [np.mean((y - reference.predict(X)) ** 2)], rtol=1e-10)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -156,8 +157,8 @@ def test_variance_floor_binds_on_a_noiseless_target():
     Y[:, 2] = X @ np.arange(1.0, 7.0) + 3.0
     est = RRLinearRegressor(n_components=2, dtype="float64", min_var=1e-3).fit(X, Y)
     np.testing.assert_allclose(est.var_floor_, 1e-3 * Y.var(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(est.v_[2], est.var_floor_[2], rtol=1e-8)  # floor + a 1e-12 relative excess
-    assert np.all(est.v_ >= est.var_floor_ * (1 - 1e-12))
+    np.testing.assert_allclose(est.noise_variance_[2], est.var_floor_[2], rtol=1e-8)  # floor + a 1e-12 relative excess
+    assert np.all(est.noise_variance_ >= est.var_floor_ * (1 - 1e-12))
 
 
 def test_target_scales_for_constant_targets():

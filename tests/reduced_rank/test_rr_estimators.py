@@ -80,7 +80,7 @@ def test_attributes_are_float64_in_standard_form(fitted, data, link, dtype):
     est = fitted[link, dtype]
     X, y = data[link]
     names = (
-        ["w0_", "w1_", "o2_", "v_", "var_floor_"]
+        ["w0_", "w1_", "o2_", "noise_variance_", "var_floor_"]
         + (["o1_"] if link in HAS_O1 else [])
         + (["g_"] if link in HAS_G else [])
     )
@@ -89,13 +89,13 @@ def test_attributes_are_float64_in_standard_form(fitted, data, link, dtype):
         assert isinstance(value, np.ndarray) and value.dtype == np.float64, name
     for name in {"o1_", "g_"} - set(names):
         assert not hasattr(est, name)
-    assert est.w0_.shape == (6, 2) and est.w1_.shape == (5, 2) and est.v_.shape == (5,)
+    assert est.w0_.shape == (6, 2) and est.w1_.shape == (5, 2) and est.noise_variance_.shape == (5,)
     np.testing.assert_allclose(est.w1_.T @ est.w1_, np.eye(2), atol=1e-12)
     gram = est.w0_.T @ est.w0_
     assert abs(gram[0, 1]) < 1e-10 * gram[0, 0] and gram[0, 0] >= gram[1, 1]
     if link == "sigmoid":
         assert np.all(est.g_ >= 0)
-    assert np.all(est.v_ >= est.var_floor_)
+    assert np.all(est.noise_variance_ >= est.var_floor_)
     np.testing.assert_allclose(est.var_floor_, 1e-4 * y.var(axis=0), rtol=1e-12)
     assert est.n_features_in_ == 6
     assert len(est.loss_curve_) == est.n_iter_ and all(np.isfinite(est.loss_curve_))
@@ -104,7 +104,7 @@ def test_attributes_are_float64_in_standard_form(fitted, data, link, dtype):
     module = est.module_
     assert module.w0.dtype == getattr(torch, dtype)
     np.testing.assert_allclose(module.w0.detach().double().numpy(), est.w0_, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(module.v.detach().double().numpy(), est.v_, rtol=1e-12 if dtype == "float64" else 1e-6)
+    np.testing.assert_allclose(module.v.detach().double().numpy(), est.noise_variance_, rtol=1e-12 if dtype == "float64" else 1e-6)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -152,7 +152,7 @@ def test_score_is_r2_and_log_likelihood_is_the_gaussian_density(fitted, data):
     est = fitted["sigmoid", "float64"]
     X, y = data["sigmoid"]
     np.testing.assert_allclose(est.score(X, y), r2_score(y, est.predict(X)), rtol=1e-14)
-    expected = norm.logpdf(y, est.predict(X), np.sqrt(est.v_)).sum(axis=1).mean()
+    expected = norm.logpdf(y, est.predict(X), np.sqrt(est.noise_variance_)).sum(axis=1).mean()
     np.testing.assert_allclose(est.log_likelihood(X, y), expected, rtol=1e-13)
 
 
@@ -160,7 +160,7 @@ def test_log_likelihood_hand_computed():
     # spec §5: v = [1, 4], residual [1, 2] -> -(1 + log 2) - log(2π) = -3.531024
     X, y = make_reduced_rank_regression(50, 2, 2, 1, random_state=0)
     est = RRLinearRegressor(n_components=1, dtype="float64").fit(X, y)
-    est.v_ = np.array([1.0, 4.0])
+    est.noise_variance_ = np.array([1.0, 4.0])
     x = np.array([[0.3, -0.7]])
     observed = est.predict(x) + np.array([1.0, 2.0])
     np.testing.assert_allclose(est.log_likelihood(x, observed), -3.531024, atol=5e-7)
@@ -193,7 +193,7 @@ def test_one_dimensional_target(link):
         est = ESTIMATORS[link](random_state=0, max_iter=30).fit(X, y)  # k = 2 > p = 1
     assert est.w0_.shape == (4, 2) and est.w1_.shape == (1, 2)
     assert not est.w0_[:, 1].any() and not est.w1_[:, 1].any()
-    assert est.o2_.shape == est.v_.shape == (1,)
+    assert est.o2_.shape == est.noise_variance_.shape == (1,)
     for out in (est.predict(X), est.sample(X, random_state=0), *est.latent_rep(X)[:3]):
         assert out.shape == (200,)
     assert est.transform(X).shape == (200, 2)
@@ -222,9 +222,9 @@ def test_sample_mean_and_variance(fitted, data, link):
     draws = est.sample(x, random_state=0)
     assert draws.shape == (n_draws, 5)
     mean = est.predict(X[:1])[0]
-    assert np.all(np.abs(draws.mean(axis=0) - mean) < 4 * np.sqrt(est.v_ / n_draws))
+    assert np.all(np.abs(draws.mean(axis=0) - mean) < 4 * np.sqrt(est.noise_variance_ / n_draws))
     # sample variance: standard error sqrt(2/N) relative
-    assert np.all(np.abs(draws.var(axis=0) / est.v_ - 1) < 5 * np.sqrt(2 / n_draws))
+    assert np.all(np.abs(draws.var(axis=0) / est.noise_variance_ - 1) < 5 * np.sqrt(2 / n_draws))
 
 
 def test_sample_is_seeded_locally(fitted, data):
@@ -309,7 +309,7 @@ def test_pickle_round_trip(fitted, data, link):
     est = fitted[link, "float32"]
     X, y = data[link]
     clone = pickle.loads(pickle.dumps(est))
-    for name in ("w0_", "w1_", "o1_", "o2_", "g_", "v_", "var_floor_"):
+    for name in ("w0_", "w1_", "o1_", "o2_", "g_", "noise_variance_", "var_floor_"):
         if hasattr(est, name):
             assert np.array_equal(getattr(clone, name), getattr(est, name)), name
     assert clone.loss_curve_ == est.loss_curve_ and clone.n_iter_ == est.n_iter_ and clone.solver_ == est.solver_
@@ -328,8 +328,8 @@ def test_feature_names_out(fitted):
     "kwargs,expected",
     [
         ({}, "closed_form"),
-        ({"w0_l2": 0.1}, "lbfgs"),
-        ({"w1_l1": 0.1}, "adam"),
+        ({"l2_w0": 0.1}, "lbfgs"),
+        ({"l1_w1": 0.1}, "adam"),
         ({"batch_size": 50}, "closed_form"),
         ({"solver": "adam"}, "adam"),
         ({"solver": "lbfgs"}, "lbfgs"),
@@ -347,7 +347,7 @@ def test_solver_resolution_linear(data, kwargs, expected):
 
 @pytest.mark.parametrize(
     "kwargs,expected",
-    [({}, "lbfgs"), ({"batch_size": 50}, "adam"), ({"w0_l1": 0.01}, "adam"), ({"w0_l2": 0.01}, "lbfgs")],
+    [({}, "lbfgs"), ({"batch_size": 50}, "adam"), ({"l1_w0": 0.01}, "adam"), ({"l2_w0": 0.01}, "lbfgs")],
 )
 def test_solver_resolution_nonlinear(data, kwargs, expected):
     X, y = data["relu"]
@@ -362,7 +362,7 @@ def test_l2_penalty_shrinks_the_weights(data):
     norms = []
     for penalty in (0.0, 0.1, 1.0):
         est = RRLinearRegressor(
-            w0_l2=penalty, w1_l2=penalty, dtype="float64", solver="lbfgs", max_iter=300, random_state=0
+            l2_w0=penalty, l2_w1=penalty, dtype="float64", solver="lbfgs", max_iter=300, random_state=0
         ).fit(X, y)
         norms.append(np.linalg.norm(est.w0_ @ est.w1_.T))
     assert norms[0] > norms[1] > norms[2]
@@ -373,11 +373,11 @@ def test_verbose_two_logs_objective_and_penalties(data, capsys):
     X, y = data["sigmoid"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est = RRSigmoidRegressor(max_iter=3, tol=0.0, w0_l2=0.01, w1_l1=0.01, verbose=2).fit(X, y)
+        est = RRSigmoidRegressor(max_iter=3, tol=0.0, l2_w0=0.01, l1_w1=0.01, verbose=2).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == est.n_iter_ + 1 == 4  # one line per epoch, then the summary
     epochs = lines[:-1]
-    assert all("objective" in line and "w0_l2" in line and "w1_l1" in line and "w0_l1" not in line for line in epochs)
+    assert all("objective" in line and "l2_w0" in line and "l1_w1" in line and "l1_w0" not in line for line in epochs)
     assert "stopped: max_iter" in lines[-1]
 
 
@@ -416,7 +416,7 @@ def test_fixed_offset_stays_at_its_initial_value(data):
         start.set_params(learning_rate=1e-300).fit(X, y)  # (practically) the random start itself
         est = RRLinearRegressor(
             dtype="float64",
-            fixed_params=("o2", "v"),
+            fixed_params=("o2", "noise_variance"),
             solver="adam",
             init="random",
             learning_rate=0.01,
@@ -425,7 +425,7 @@ def test_fixed_offset_stays_at_its_initial_value(data):
         ).fit(X, y)
     # the random start sets o2 = mean(y), v = var(y); fixed, they are never updated
     np.testing.assert_array_equal(est.o2_, y.mean(axis=0))
-    np.testing.assert_allclose(est.v_, y.var(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(est.noise_variance_, y.var(axis=0), rtol=1e-12)
     assert est.loss_curve_[-1] < est.loss_curve_[0]
     assert not np.allclose(est.w0_ @ est.w1_.T, start.w0_ @ start.w1_.T, rtol=0, atol=1e-3)
     assert all(p.requires_grad for p in est.module_.parameters())
@@ -465,10 +465,10 @@ def test_warm_start_needs_matching_shapes(data):
         ({"n_components": 7}, "n_components"),
         ({"n_components": 1.5}, "n_components"),
         ({"alpha": -1.0}, "alpha"),
-        ({"w0_l1": -1.0}, "w0_l1"),
-        ({"w0_l2": -0.1}, "w0_l2"),
-        ({"w1_l1": -1.0}, "w1_l1"),
-        ({"w1_l2": -1.0}, "w1_l2"),
+        ({"l1_w0": -1.0}, "l1_w0"),
+        ({"l2_w0": -0.1}, "l2_w0"),
+        ({"l1_w1": -1.0}, "l1_w1"),
+        ({"l2_w1": -1.0}, "l2_w1"),
         ({"min_var": -1e-3}, "min_var"),
         ({"solver": "sgd"}, "solver"),
         ({"init": "zeros"}, "init"),
@@ -507,7 +507,7 @@ def test_closed_form_solver_needs_the_linear_link(data, link):
         ESTIMATORS[link](solver="closed_form").fit(X, y)
 
 
-@pytest.mark.parametrize("kwargs", [{"w0_l2": 0.1}, {"w1_l1": 0.1}, {"fixed_params": ("w0",)}])
+@pytest.mark.parametrize("kwargs", [{"l2_w0": 0.1}, {"l1_w1": 0.1}, {"fixed_params": ("w0",)}])
 def test_closed_form_solver_refuses_penalties_and_fixed_params(data, kwargs):
     X, y = data["linear"]
     with pytest.raises(ValueError, match="closed_form"):
@@ -596,7 +596,7 @@ def test_inputs_are_never_modified(data, link):
     assert np.array_equal(X_in, X) and np.array_equal(y_in, y)
     assert np.array_equal(p_mat, p_copy) and np.array_equal(mean_input, m_copy) and np.array_equal(values, v_copy)
     assert est.fixed_params == fixed
-    for name in ("w0_", "w1_", "o2_", "v_"):
+    for name in ("w0_", "w1_", "o2_", "noise_variance_"):
         assert np.array_equal(getattr(est, name), getattr(est_copy, name))
     for (name, a), (_, b) in zip(est.module_.state_dict().items(), est_copy.module_.state_dict().items()):
         assert torch.equal(a, b), name
@@ -625,7 +625,7 @@ def test_keyboard_interrupt_leaves_a_usable_estimator(data, monkeypatch):
     with pytest.warns(UserWarning, match="interrupted"):
         est = RRSigmoidRegressor(batch_size=100, random_state=0, max_iter=50).fit(X, y)
     assert est.solver_ == "adam" and est.n_iter_ == 3 and len(est.loss_curve_) == 3 and est.n_updates_ == 9
-    for name in ("w0_", "w1_", "o1_", "o2_", "g_", "v_"):
+    for name in ("w0_", "w1_", "o1_", "o2_", "g_", "noise_variance_"):
         assert np.all(np.isfinite(getattr(est, name)))
     assert est.score(X, y) > 0.5
     np.testing.assert_allclose(est.predict(X), _equation(est, "sigmoid", X), rtol=1e-12)
@@ -653,7 +653,7 @@ def test_a_failed_refit_keeps_the_previous_fit(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = RRSigmoidRegressor(max_iter=5, random_state=0).fit(X, y)
-    before = {name: np.copy(getattr(est, name)) for name in ("w0_", "w1_", "o1_", "o2_", "g_", "v_", "var_floor_")}
+    before = {name: np.copy(getattr(est, name)) for name in ("w0_", "w1_", "o1_", "o2_", "g_", "noise_variance_", "var_floor_")}
     prediction = est.predict(X)
     with pytest.raises(ValueError, match="init"):
         est.set_params(init="bogus").fit(X, y[:, 0])

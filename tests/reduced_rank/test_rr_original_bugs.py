@@ -104,9 +104,9 @@ def test_b2_noiseless_last_target_leaves_the_first_variance_alone(link):
     y[:, -1] = _true_mean(params, link, X)[:, -1]
     est = _quiet(lambda: ESTIMATORS[link](random_state=0, dtype="float64", max_iter=300).fit(X, y))
     resid = y - est.predict(X)
-    np.testing.assert_allclose(est.v_[0], np.mean(resid[:, 0] ** 2), rtol=1e-3)
-    assert est.v_[0] > 100 * est.var_floor_[0]
-    np.testing.assert_allclose(est.v_[-1], est.var_floor_[-1], rtol=1e-3)
+    np.testing.assert_allclose(est.noise_variance_[0], np.mean(resid[:, 0] ** 2), rtol=1e-3)
+    assert est.noise_variance_[0] > 100 * est.var_floor_[0]
+    np.testing.assert_allclose(est.noise_variance_[-1], est.var_floor_[-1], rtol=1e-3)
 
 
 # B3: with min_var = 0 Adam pushed v below 0, the clamp set 0 and log(0) gave NaN.
@@ -120,7 +120,7 @@ def test_b3_zero_min_var_on_a_noiseless_target_stays_finite(link, solver):
     est = _quiet(lambda: ESTIMATORS[link](min_var=0.0, solver=solver, max_iter=50, random_state=0).fit(X, y))
     assert len(est.loss_curve_) >= 1
     assert np.all(np.isfinite(est.loss_curve_))
-    assert np.all(np.isfinite(est.v_)) and np.all(est.v_ > 0)
+    assert np.all(np.isfinite(est.noise_variance_)) and np.all(est.noise_variance_ > 0)
     assert np.all(np.isfinite(est.predict(X)))
     assert np.all(est.var_floor_ == 0.0)
 
@@ -314,7 +314,7 @@ def test_b12_same_seed_same_fit_and_samples_global_rng_untouched(link):
     assert np.array_equal(np_state[1], now[1]) and np_state[2:] == now[2:]
     assert torch.equal(torch_state, torch.get_rng_state())
     assert a.loss_curve_ == b.loss_curve_
-    for name in ("w0_", "w1_", "o2_", "v_"):
+    for name in ("w0_", "w1_", "o2_", "noise_variance_"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
     assert not np.array_equal(a.w0_, c.w0_)
     assert np.array_equal(samples[0], samples[1])
@@ -330,6 +330,6 @@ def test_b13_initialisation_uses_the_data(link):
         active = (est.latent_rep(X)[2] > 0).mean(axis=0)
         assert np.all(active > 0.05)
     else:
-        assert not np.allclose(est.g_, 10.0) and not np.allclose(est.v_, 1.0)
+        assert not np.allclose(est.g_, 10.0) and not np.allclose(est.noise_variance_, 1.0)
     resid_var = np.mean((y - est.predict(X)) ** 2, axis=0)
-    np.testing.assert_allclose(resid_var, params["v"], rtol=0.15)
+    np.testing.assert_allclose(resid_var, params["noise_variance"], rtol=0.15)

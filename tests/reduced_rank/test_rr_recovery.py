@@ -30,7 +30,7 @@ def _true_nll(params, link, X, y):
     """Mean per-sample negative log-likelihood (with 2π) of the generating model."""
     pre = X @ params["w0"] @ params["w1"].T + params.get("o1", 0.0)
     mean = params.get("g", 1.0) * _link(link, pre) + params["o2"]
-    v = params["v"]
+    v = params["noise_variance"]
     per_sample = np.sum(0.5 * np.log(2 * np.pi * v) + (y - mean) ** 2 / (2 * v), axis=1)
     return per_sample.mean()
 
@@ -53,4 +53,4 @@ def test_recovers_the_generating_model(link):
     gap = -est.log_likelihood(X_test, y_test) - _true_nll(params, link, X_test, y_test)
     assert gap < 0.05
     # the fitted noise variances are those of the generator
-    np.testing.assert_allclose(est.v_, params["v"], rtol=0.1)
+    np.testing.assert_allclose(est.noise_variance_, params["noise_variance"], rtol=0.1)

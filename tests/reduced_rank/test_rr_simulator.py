@@ -25,7 +25,7 @@ def test_shapes_parameters_and_noise(link):
     assert X.shape == (20_000, 7) and y.shape == (20_000, 6)
     assert X.dtype == y.dtype == np.float64
     expected = (
-        {"w0", "w1", "o2", "v"}
+        {"w0", "w1", "o2", "noise_variance"}
         | ({"o1"} if link in ("sigmoid", "relu") else set())
         | ({"g"} if link in ("sigmoid", "exp") else set())
     )
@@ -36,7 +36,7 @@ def test_shapes_parameters_and_noise(link):
     for c in range(3):
         assert params["w1"][np.argmax(np.abs(params["w1"][:, c])), c] > 0
     # parameter ranges of the generator
-    assert np.all((params["v"] >= 0.5) & (params["v"] <= 1.0))
+    assert np.all((params["noise_variance"] >= 0.5) & (params["noise_variance"] <= 1.0))
     if "g" in params:
         assert np.all((params["g"] >= 5.0) & (params["g"] <= 10.0))
     if link == "relu":
@@ -44,8 +44,8 @@ def test_shapes_parameters_and_noise(link):
     # y is the model mean plus N(0, v) noise
     pre = X @ params["w0"] @ params["w1"].T + params.get("o1", 0.0)
     resid = y - (params.get("g", 1.0) * _link(link, pre) + params["o2"])
-    assert np.all(np.abs(resid.mean(axis=0)) < 4 * np.sqrt(params["v"] / 20_000))
-    assert np.all(np.abs(resid.var(axis=0) / params["v"] - 1) < 5 * np.sqrt(2 / 20_000))
+    assert np.all(np.abs(resid.mean(axis=0)) < 4 * np.sqrt(params["noise_variance"] / 20_000))
+    assert np.all(np.abs(resid.var(axis=0) / params["noise_variance"] - 1) < 5 * np.sqrt(2 / 20_000))
     np.testing.assert_allclose(X.mean(axis=0), 0, atol=4 / np.sqrt(20_000))
 
 

@@ -67,14 +67,14 @@ def fitted():
 def initial():
     """Same construction as ``fitted`` with every parameter frozen: the initial effective weights."""
     X, y, mask = _data()
-    return _est(frozen=ALL_TRAINABLE, max_iter=1).fit(X, y, sample_weight=mask)
+    return _est(fixed_params=ALL_TRAINABLE, max_iter=1).fit(X, y, sample_weight=mask)
 
 
 # ------------------------------------------------------------- sklearn basics
 def test_clone_and_params():
-    est = _est(readout=["c"], frozen=("b_rec",), spectral_radius=1.2)
+    est = _est(readout=["c"], fixed_params=("b_rec",), spectral_radius=1.2)
     params = est.get_params()
-    assert params["readout"] == ["c"] and params["frozen"] == ("b_rec",) and params["spectral_radius"] == 1.2
+    assert params["readout"] == ["c"] and params["fixed_params"] == ("b_rec",) and params["spectral_radius"] == 1.2
     assert params["config"] == _config() and params["device"] == "cpu"
     cloned = clone(est)
     assert cloned.get_params() == params
@@ -83,8 +83,8 @@ def test_clone_and_params():
 
 def test_init_stores_only():
     cfg = {"regions": "nonsense"}
-    est = MultiRegionRNNRegressor(cfg, frozen=("nope",), dt=500.0, spectral_radius=-1.0)
-    assert est.config is cfg and est.frozen == ("nope",) and est.dt == 500.0 and est.spectral_radius == -1.0
+    est = MultiRegionRNNRegressor(cfg, fixed_params=("nope",), dt=500.0, spectral_radius=-1.0)
+    assert est.config is cfg and est.fixed_params == ("nope",) and est.dt == 500.0 and est.spectral_radius == -1.0
     assert not any(k.endswith("_") and not k.startswith("_") for k in vars(est))
 
 
@@ -202,7 +202,7 @@ def test_2d_mask_accepted():
 
 def test_bad_params():
     X, y, _ = _data()
-    _raises("frozen", _est(frozen=("W_nope",)).fit, X, y)
+    _raises("fixed_params", _est(fixed_params=("W_nope",)).fit, X, y)
     _raises("dt/tau", _est(dt=200.0, tau=100.0).fit, X, y)
     _raises("activation", _est(activation="elu").fit, X, y)
     _raises("spectral_radius", _est(spectral_radius=0.0).fit, X, y)
@@ -417,12 +417,12 @@ def test_projection_and_weight_subset(fitted):
 # ------------------------------------------------------------------- frozen
 def test_frozen_w_rec_exactly_initial(initial):
     X, y, mask = _data()
-    est = _est(frozen=("W_rec",)).fit(X, y, sample_weight=mask)
+    est = _est(fixed_params=("W_rec",)).fit(X, y, sample_weight=mask)
     np.testing.assert_array_equal(est.W_rec_, initial.W_rec_)
     assert not np.array_equal(est.W_out_, initial.W_out_)
     assert not np.array_equal(est.W_in_, initial.W_in_)
     assert est.module_.W_rec.requires_grad  # restored after fit
-    warm = _est(frozen=("W_rec",), warm_start=True, max_iter=1).fit(X, y, sample_weight=mask)
+    warm = _est(fixed_params=("W_rec",), warm_start=True, max_iter=1).fit(X, y, sample_weight=mask)
     W_rec, W_out = warm.W_rec_.copy(), warm.W_out_.copy()
     warm.fit(X, y, sample_weight=mask)
     np.testing.assert_array_equal(warm.W_rec_, W_rec)
@@ -445,9 +445,9 @@ def test_global_rng_untouched():
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 1e-5)])
 def test_spectral_radius(dtype, tol):
     X, y, mask = _data()
-    est = _est(spectral_radius=1.3, frozen=("W_rec",), dtype=dtype, max_iter=1).fit(X, y, sample_weight=mask)
+    est = _est(spectral_radius=1.3, fixed_params=("W_rec",), dtype=dtype, max_iter=1).fit(X, y, sample_weight=mask)
     assert np.max(np.abs(np.linalg.eigvals(est.W_rec_))) == pytest.approx(1.3, abs=tol)
-    plain = _est(frozen=("W_rec",), dtype=dtype, max_iter=1).fit(X, y, sample_weight=mask)
+    plain = _est(fixed_params=("W_rec",), dtype=dtype, max_iter=1).fit(X, y, sample_weight=mask)
     rho = np.max(np.abs(np.linalg.eigvals(plain.W_rec_)))
     assert abs(rho - 1.3) > 0.05
     # a positive rescaling of the raw weights: same pattern, same signs, W ∝ initial W

@@ -38,9 +38,9 @@ def fitted():
 
 # ------------------------------------------------------------- sklearn basics
 def test_clone_and_params():
-    est = _est(dale_ratio=0.8, frozen=("b_rec",))
+    est = _est(dale_ratio=0.8, fixed_params=("b_rec",))
     params = est.get_params()
-    assert params["dale_ratio"] == 0.8 and params["frozen"] == ("b_rec",)
+    assert params["dale_ratio"] == 0.8 and params["fixed_params"] == ("b_rec",)
     cloned = clone(est)
     assert cloned.get_params() == params
     assert cloned.set_params(n_rec=5) is cloned and cloned.n_rec == 5
@@ -48,8 +48,8 @@ def test_clone_and_params():
 
 def test_init_stores_only():
     # invalid values are accepted by __init__ and rejected by fit
-    est = RateRNNRegressor(n_rec=-1, frozen=("nope",), dt=500.0)
-    assert est.n_rec == -1 and est.frozen == ("nope",) and est.dt == 500.0
+    est = RateRNNRegressor(n_rec=-1, fixed_params=("nope",), dt=500.0)
+    assert est.n_rec == -1 and est.fixed_params == ("nope",) and est.dt == 500.0
     assert not any(k.endswith("_") and not k.startswith("_") for k in vars(est))
 
 
@@ -161,14 +161,14 @@ def test_bad_params():
     X, y, mask = _data()
     _raises("dale_ratio", _est(dale_ratio=0.0).fit, X, y)
     _raises("dale_ratio", _est(dale_ratio=1.5).fit, X, y)
-    _raises("frozen", _est(frozen=("W_nope",)).fit, X, y)
+    _raises("fixed_params", _est(fixed_params=("W_nope",)).fit, X, y)
     _raises("dt/tau", _est(dt=200.0, tau=100.0).fit, X, y)
     _raises("activation", _est(activation="elu").fit, X, y)
-    _raises("initializer", _est(initializer="nope").fit, X, y)
+    _raises("init", _est(init="nope").fit, X, y)
     wrong = WeightInitializer(N_IN + 1, 8, N_OUT, random_state=0)
-    _raises("initializer", _est(initializer=wrong).fit, X, y)
+    _raises("init", _est(init=wrong).fit, X, y)
     ok = WeightInitializer(N_IN, 8, N_OUT, random_state=0)
-    _raises("initializer", _est(initializer=ok, dale_ratio=0.5).fit, X, y)
+    _raises("init", _est(init=ok, dale_ratio=0.5).fit, X, y)
 
 
 # ------------------------------------------------------------ model selection
@@ -213,8 +213,8 @@ def test_loss_by_hand():
     )
     est = RateRNNRegressor(
         3,
-        initializer=init,
-        frozen=("W_in", "W_rec", "W_out", "b_rec"),
+        init=init,
+        fixed_params=("W_in", "W_rec", "W_out", "b_rec"),
         max_iter=1,
         batch_size=1,
         dtype="float64",
@@ -258,8 +258,8 @@ def test_dale_and_masks_after_fit():
 def test_frozen_unchanged():
     X, y, mask = _data()
     frozen_names = ("W_in", "W_rec", "b_out")
-    est = _est(frozen=frozen_names, learning_rate=0.05).fit(X, y, sample_weight=mask)
-    start = _est(frozen=("W_in", "W_rec", "W_out", "b_rec", "b_out"), max_iter=1)
+    est = _est(fixed_params=frozen_names, learning_rate=0.05).fit(X, y, sample_weight=mask)
+    start = _est(fixed_params=("W_in", "W_rec", "W_out", "b_rec", "b_out"), max_iter=1)
     start.fit(X, y, sample_weight=mask)  # everything frozen: initial weights
     np.testing.assert_array_equal(est.W_in_, start.W_in_)
     np.testing.assert_array_equal(est.W_rec_, start.W_rec_)
@@ -348,7 +348,7 @@ def test_save_weights_round_trips_through_the_initializer(tmp_path):
     np.testing.assert_allclose(W_in, est.W_in_, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(W_out, est.W_out_, rtol=1e-6, atol=1e-7)
     # the saved weights start a new fit that predicts as the trained one did
-    again = RateRNNRegressor(n_rec=10, initializer=loaded, max_iter=1, learning_rate=1e-12, random_state=0)
+    again = RateRNNRegressor(n_rec=10, init=loaded, max_iter=1, learning_rate=1e-12, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         again.fit(X, y, sample_weight=mask)
@@ -416,7 +416,7 @@ def test_input_weights_fan_in_scaled(initializer):
     X, y, mask = _data()
     mask_in = np.ones((200, N_IN))
     mask_in[::3, 0] = 0  # fan_in 1 for every third unit, 2 for the others
-    kw = dict(n_rec=200, initializer=initializer, input_connectivity=mask_in, frozen=("W_in",), max_iter=1)
+    kw = dict(n_rec=200, init=initializer, input_connectivity=mask_in, fixed_params=("W_in",), max_iter=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fan_in = _est(**kw).fit(X, y, sample_weight=mask).W_in_
@@ -435,5 +435,17 @@ def test_input_scaling_leaves_a_given_initializer_alone():
     init = WeightInitializer(N_IN, 8, N_OUT, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = _est(n_rec=8, initializer=init, frozen=("W_in",), max_iter=1).fit(X, y, sample_weight=mask)
+        est = _est(n_rec=8, init=init, fixed_params=("W_in",), max_iter=1).fit(X, y, sample_weight=mask)
     np.testing.assert_allclose(est.W_in_, init.initializations["W_in"], rtol=1e-6)
+
+
+def test_weight_penalties_are_sums_over_the_effective_matrices():
+    """l1_k·Σ|W_k| + l2_k·ΣW_k² (sums, as every weight penalty in skneuro), by hand from the fitted weights."""
+    X, y, mask = _data()
+    kw = dict(l1_in=0.3, l1_rec=0.2, l1_out=0.1, l2_in=0.05, l2_rec=0.07, l2_out=0.11, dale_ratio=0.75)
+    est = _est(dtype="float64", **kw).fit(X, y, sample_weight=mask)
+    W = {"in": est.W_in_, "rec": est.W_rec_, "out": est.W_out_}
+    expected = sum(kw[f"l1_{k}"] * np.abs(w).sum() + kw[f"l2_{k}"] * (w**2).sum() for k, w in W.items())
+    assert float(est._penalty(est.module_)) == pytest.approx(expected, rel=1e-12)
+    means = sum(kw[f"l1_{k}"] * np.abs(w).mean() + kw[f"l2_{k}"] * (w**2).mean() for k, w in W.items())
+    assert expected > 2 * means  # PsychRNN's means would be a different penalty
