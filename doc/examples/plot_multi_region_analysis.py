@@ -67,14 +67,16 @@ print({name: (s.start, s.stop) for name, s in net.region_slices_.items()})
 
 states = net.simulate(X_test, noise=False).states
 end_state, end_input = states[0, -1], X_test[0, -1]
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+fig, ax = plt.subplots(figsize=(5.5, 4.5))
 for name, marker in (("sensory", "o"), ("pfc", "x")):
     eigenvalues, _ = Linearization(net, [name]).eigendecomposition(end_input, end_state)
-    plot_eigenvalues(eigenvalues, ax=axes[0], label=name, marker=marker)
+    plot_eigenvalues(eigenvalues, ax=ax, label=name, marker=marker)
     print(f"{name}: largest |λ| = {np.abs(eigenvalues[0]):.3f}")
-axes[0].set_xlim(0.7, 1.1)
-axes[0].set_ylim(-0.2, 0.2)
-axes[0].set_title("Jacobian eigenvalues per region")
+ax.set_xlim(0.7, 1.1)
+ax.set_ylim(-0.2, 0.2)
+ax.set_title("Jacobian eigenvalues per region")
+fig.tight_layout()
+plt.show()
 
 # %%
 # Fixed points with the stimulus off
@@ -102,12 +104,13 @@ print(
 choice = np.argmax((net.predict(X_test) * mask_test).mean(axis=1), axis=1)
 trials = np.concatenate([states[choice == 0][:3], states[choice == 1][:3]])
 field = flow_field(net, np.zeros(2), states, regions=["pfc"], centers=end_state, extent=2.5, n_points=30)
-plot_flow_field(field, ax=axes[1], fixed_points=fixed, trajectory=trials)
-axes[1].set_title("pfc flow, stimulus off")
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+plot_flow_field(field, ax=axes[0], fixed_points=fixed, trajectory=trials)
+axes[0].set_title("pfc flow, stimulus off")
 speed_cut = field.speed.mean(axis=0)
-axes[2].plot(field.grid[0, :, 0], speed_cut)
-axes[2].set_xlabel("component 1")
-axes[2].set_ylabel("mean speed over component 2")
-axes[2].set_title("where the pfc state moves slowly")
+axes[1].plot(field.grid[0, :, 0], speed_cut)
+axes[1].set_xlabel("component 1")
+axes[1].set_ylabel("mean speed over component 2")
+axes[1].set_title("where the pfc state moves slowly")
 fig.tight_layout()
 plt.show()

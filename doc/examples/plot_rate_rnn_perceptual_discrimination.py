@@ -56,10 +56,12 @@ for direction in (0, 1):
         signed.append(np.full(len(choice), coherence if direction == 0 else -coherence))
         chose_zero.append(choice == 0)
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-plot_psychometric(np.concatenate(signed), np.concatenate(chose_zero), ax=axes[0])
-axes[0].set_ylabel("P(choose output 0)")
-axes[0].set_title("psychometric curve")
+fig, ax = plt.subplots(figsize=(5.5, 4))
+plot_psychometric(np.concatenate(signed), np.concatenate(chose_zero), ax=ax)
+ax.set_ylabel("P(choose output 0)")
+ax.set_title("psychometric curve")
+fig.tight_layout()
+plt.show()
 
 # %%
 # Rates of a few units
@@ -69,11 +71,13 @@ axes[0].set_title("psychometric curve")
 rates = rnn.predict_states(X_test[:1])[0]
 time = np.arange(rates.shape[0]) * task.dt
 onset, duration = params["onset_time"][0], params["stim_duration"][0]
+fig, ax = plt.subplots(figsize=(6.5, 4))
 for unit in range(5):
-    axes[1].plot(time, rates[:, unit], label=f"unit {unit}")
-axes[1].axvspan(onset, onset + duration, color="0.9", label="stimulus")
-axes[1].set_xlabel("time (ms)")
-axes[1].set_ylabel("rate")
-axes[1].legend(fontsize="small")
+    ax.plot(time, rates[:, unit], label=f"unit {unit}")
+ax.axvspan(onset, onset + duration, color="0.9", label="stimulus")
+ax.set_xlabel("time (ms)")
+ax.set_ylabel("rate")
+ax.set_title("rates of five units in one test trial")
+ax.legend(fontsize="small")
 fig.tight_layout()
 plt.show()
