@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import skneuro
-from skneuro._engine import persist
+from skneuro import _persist as persist
 from skneuro.bumps import SumOfBumpsRegressor
 from skneuro.datasets import make_multi_subject_latent_regression, make_reduced_rank_regression
 from skneuro.datasets.tasks import PerceptualDiscrimination
@@ -217,3 +217,44 @@ def test_explicit_map_location_sets_the_device(fitted, tmp_path):
     back = skneuro.load(tmp_path / "m", map_location="cpu")
     assert back.device_ == torch.device("cpu")
     assert all(p.device.type == "cpu" for p in back.module_.parameters())
+
+
+def test_every_public_estimator_and_its_modules_are_registered_by_their_family():
+    from sklearn.base import BaseEstimator
+
+    import skneuro
+
+    allowed = persist.registered()
+    public = [getattr(skneuro, n) for n in skneuro.__all__ if isinstance(getattr(skneuro, n), type)]
+    estimators = [c for c in public if issubclass(c, BaseEstimator)]
+    assert len(estimators) >= 8
+    for cls in estimators:
+        assert f"{cls.__module__}.{cls.__qualname__}" in allowed["estimator"], cls
+    assert "skneuro.rnn._modules.LeakyRNN" in allowed["module"]
+    assert "torch.nn.modules.linear.Linear" in allowed["module"]
+    assert "skneuro.rnn._initializers.WeightInitializer" in allowed["object"]
+
+
+def test_register_refuses_private_classes_and_non_modules():
+    class _Hidden(torch.nn.Module):
+        pass
+
+    with pytest.raises(TypeError, match="public classes"):
+        persist.register(modules=[_Hidden])
+    with pytest.raises(TypeError, match="not a torch.nn.Module"):
+        persist.register(modules=[dict])
+
+
+def test_the_engine_imports_no_family():
+    """The engine trains "a module and a loss": it must not import any model family (or save/load)."""
+    import ast
+    from pathlib import Path
+
+    families = {"reduced_rank", "bumps", "latent_regression", "rnn", "analysis", "datasets", "plotting", "_persist"}
+    engine = Path(persist.__file__).parent / "_engine"
+    for path in engine.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = set(node.module.split("."))
+                if node.level >= 2 or node.module.startswith("skneuro"):
+                    assert not parts & families, f"{path.name} imports {node.module}"

@@ -247,43 +247,6 @@ class TorchEstimatorMixin:
             raise ValueError("dtype='float64' is not supported on device 'mps'; use dtype='float32'.")
         return device, dtype
 
-    def save(self, path):
-        """Write this estimator (fitted or not) to ``path`` without pickle.
-
-        Read it back with :func:`skneuro.load` or ``ClassName.load(path)``; loading never
-        runs code (``torch.load(weights_only=True)``). Estimators whose parameters hold
-        code (callables, user-defined modules) raise ``TypeError``; pickle them instead.
-
-        Parameters
-        ----------
-        path : str or path-like
-        """
-        from .persist import save
-
-        save(self, path)
-
-    @classmethod
-    def load(cls, path, *, map_location=None):
-        """Read an estimator of this class written by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or path-like
-        map_location : str, torch.device or None
-            As in ``torch.load``; None keeps the saved devices when available (a missing
-            GPU is mapped to the CPU with a warning).
-
-        Returns
-        -------
-        estimator
-        """
-        from .persist import load
-
-        est = load(path, map_location=map_location)
-        if not isinstance(est, cls):
-            raise TypeError(f"{os.fspath(path)!r} holds a {type(est).__name__}, not a {cls.__name__}.")
-        return est
-
     def __getstate__(self):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
         state = dict(state)

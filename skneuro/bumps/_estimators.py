@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._engine import TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints, to_numpy
+from .._persist import SaveLoadMixin
 from ..utils._docstrings import fill_doc
 from ..utils._validation import NamedScoreMixin, check_range, named_sample_weight, named_validate_data
 from ._modules import BumpSumWithIntercept, SlowSumOfBumpFcns, SumOfBumpFcns
@@ -69,7 +70,7 @@ def _grid_cells(g, D, B, numpy_gen):
 
 
 @fill_doc(max_iter=300, learning_rate=0.05, tol=1e-6, n_iter_no_change=20)
-class SumOfBumpsRegressor(TorchEstimatorMixin, NamedScoreMixin, RegressorMixin, BaseEstimator):
+class SumOfBumpsRegressor(TorchEstimatorMixin, SaveLoadMixin, NamedScoreMixin, RegressorMixin, BaseEstimator):
     r"""Regression with a sum of axis-aligned Gaussian bumps.
 
     .. math::

@@ -4,6 +4,7 @@
 subject's inputs and neuron properties.
 """
 
+from .._persist import register
 from ._data import SubjectData
 from ._estimators import MultiSubjectLatentRegressor
 from ._modules import (
@@ -12,6 +13,11 @@ from ._modules import (
     ModePredictorMLP,
     MultiSubjectLatentRegModule,
     SubjectModel,
+)
+
+register(
+    estimators=[MultiSubjectLatentRegressor],
+    modules=[IdentityMapping, LinearMapping, ModePredictorMLP, MultiSubjectLatentRegModule, SubjectModel],
 )
 
 __all__ = [

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._engine import Checkpointer, GroupedData, TorchEstimatorMixin, fit_module, load_checkpoint, make_generators
 from .._engine.base import engine_parameter_constraints, resolve_device, resolve_dtype
 from .._engine.base import to_numpy as _numpy
+from .._persist import SaveLoadMixin
 from ..utils._docstrings import fill_doc
 from ..utils._validation import check_param_ranges, check_range
 from ._building import LatentModelBuilding, SubjectFitting
@@ -52,7 +53,7 @@ def _group_output(arrays, grouped):
 
 @fill_doc(max_iter=500, learning_rate=0.001, tol=1e-6, n_iter_no_change=20)
 class MultiSubjectLatentRegressor(
-    LatentModelBuilding, SubjectFitting, TorchEstimatorMixin, RegressorMixin, BaseEstimator
+    LatentModelBuilding, SubjectFitting, TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstimator
 ):
     r"""Latent regression shared across subjects, with modes predicted from neuron properties.
 

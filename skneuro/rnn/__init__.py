@@ -7,12 +7,19 @@ weights and constraints. :class:`MultiRegionRNNRegressor` builds the same module
 configuration of named brain regions (:func:`parse_config`, :func:`config_from_mrnntorch`).
 """
 
+from .._persist import register
 from ._base import Simulation
 from ._estimators import RateRNNRegressor
 from ._initializers import AlphaIdentity, GaussianSpectralRadius, WeightInitializer
 from ._modules import LeakyRNN
 from ._multi_region import MultiRegionRNNRegressor
 from ._regions import RegionSpec, config_from_mrnntorch, parse_config
+
+register(
+    estimators=[MultiRegionRNNRegressor, RateRNNRegressor],
+    modules=[LeakyRNN],
+    objects=[AlphaIdentity, GaussianSpectralRadius, WeightInitializer],
+)
 
 __all__ = [
     "AlphaIdentity",

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._engine import TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints, to_numpy
+from .._persist import SaveLoadMixin
 from ..utils._validation import check_numeric, check_range
 from ._modules import ACTIVATIONS
 
@@ -99,7 +100,7 @@ def rate_rnn_constraints():
     }
 
 
-class RateRNNBase(TorchEstimatorMixin, RegressorMixin, BaseEstimator):
+class RateRNNBase(TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstimator):
     """Training and prediction of a :class:`LeakyRNN` on trials; subclasses build the module."""
 
     def _build_module(self, n_in, n_out, numpy_gen, dtype, device):  # pragma: no cover - abstract

@@ -20,7 +20,6 @@ from sklearn.model_selection import GridSearchCV, LeaveOneOut, cross_val_score
 
 from skneuro.bumps import SumOfBumpFcns
 from skneuro.datasets import make_multi_subject_latent_regression
-from skneuro.utils._linalg import target_scales
 from skneuro.latent_regression import (
     LinearMapping,
     ModePredictorMLP,
@@ -28,6 +27,7 @@ from skneuro.latent_regression import (
     SubjectData,
     SubjectModel,
 )
+from skneuro.utils._linalg import target_scales
 
 FAST = {"n_bumps": 8, "max_iter": 20, "random_state": 0}
 CUDA = torch.cuda.is_available()

@@ -5,62 +5,77 @@ stored as tensors) and a small set of tagged records for tuples, slices, devices
 numpy scalars and random states. Estimators and torch modules are stored *structurally*
 (class name, plain attributes, parameters, buffers, children) and rebuilt without calling
 their constructors; only skneuro's own classes and torch.nn's layers and containers may be
-named. The file is read with ``torch.load(weights_only=True)``, which refuses anything
-else before any object is built.
+named: each family registers its classes with :func:`register` when it is imported. The
+file is read with ``torch.load(weights_only=True)``, which refuses anything else before any
+object is built.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import os
-import pkgutil
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_VERSION", "SaveLoadMixin", "load", "register", "registered", "save"]
 
 FORMAT_VERSION = 1
 _MAGIC = "skneuro-estimator"
 _MODULE_INTERNALS = frozenset(vars(nn.Module()).keys())
 
 
-@functools.lru_cache(maxsize=1)
-def _registry():
-    """Classes a file may name, by kind: estimators, torch modules, plain-value objects.
+_ALLOWED: dict[str, dict[str, type]] = {"estimator": {}, "module": {}, "object": {}}
 
-    Estimators: skneuro's public scikit-learn estimators. Modules: skneuro's and torch.nn's
-    layers and containers. Objects: the numpy-only weight initializers (arrays and numbers).
-    Nothing private (no pickling helpers), nothing else.
+
+def register(*, estimators=(), modules=(), objects=()) -> None:
+    """Allow classes to be named in estimator files (each family calls this for its own).
+
+    A file can only rebuild classes registered here (plus torch.nn's layers and
+    containers): ``estimators`` are scikit-learn estimators, ``modules`` torch modules
+    rebuilt structurally, ``objects`` plain-value objects (their attributes are numbers,
+    strings, arrays and containers of them). Private classes are refused.
+
+    Parameters
+    ----------
+    estimators, modules, objects : iterable of type
+
+    Examples
+    --------
+    >>> from skneuro._persist import register, registered
+    >>> from skneuro.reduced_rank import ReducedRankModule
+    >>> register(modules=[ReducedRankModule])  # what skneuro.reduced_rank does on import
+    >>> "skneuro.reduced_rank._modules.ReducedRankModule" in registered()["module"]
+    True
     """
-    from sklearn.base import BaseEstimator
+    for kind, classes in (("estimator", estimators), ("module", modules), ("object", objects)):
+        for cls in classes:
+            if not isinstance(cls, type) or cls.__name__.startswith("_"):
+                raise TypeError(f"register takes public classes; got {cls!r} as {kind}.")
+            if kind == "module" and not issubclass(cls, nn.Module):
+                raise TypeError(f"{cls.__name__} is not a torch.nn.Module.")
+            _ALLOWED[kind][_qualified(cls)] = cls
 
-    import skneuro
 
-    from ..rnn._initializers import WeightInitializer
+def registered() -> dict[str, dict[str, type]]:
+    """The classes a file may name, by kind, after every skneuro family has registered its own."""
+    import skneuro  # noqa: F401 - importing the package imports (and registers) every family
 
-    estimators, modules, objects = {}, {}, {}
-    for info in pkgutil.walk_packages(skneuro.__path__, "skneuro."):
-        module = importlib.import_module(info.name)
-        for obj in vars(module).values():
-            if not (isinstance(obj, type) and obj.__module__.startswith("skneuro.")):
-                continue
-            if obj.__name__.startswith("_"):
-                continue
-            if issubclass(obj, BaseEstimator):
-                estimators[_qualified(obj)] = obj
-            elif issubclass(obj, nn.Module):
-                modules[_qualified(obj)] = obj
-            elif issubclass(obj, WeightInitializer):
-                objects[_qualified(obj)] = obj
+    modules = dict(_torch_modules())
+    modules.update(_ALLOWED["module"])
+    return {"estimator": dict(_ALLOWED["estimator"]), "module": modules, "object": dict(_ALLOWED["object"])}
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_modules():
+    found = {}
     for name in dir(nn):
         obj = getattr(nn, name)
         if isinstance(obj, type) and issubclass(obj, nn.Module) and obj.__module__.startswith("torch.nn.modules"):
-            modules[_qualified(obj)] = obj
-    return {"estimator": estimators, "module": modules, "object": objects}
+            found[_qualified(obj)] = obj
+    return found
 
 
 def _qualified(cls):
@@ -251,7 +266,7 @@ def save(estimator, path):
     """
     from skneuro import __version__
 
-    classes = _registry()
+    classes = registered()
     name = _qualified(type(estimator))
     if name not in classes["estimator"]:
         raise TypeError(f"save handles skneuro estimators; got {type(estimator).__name__}.")
@@ -328,7 +343,7 @@ def load(path, *, map_location=None):
             f"{record.get('skneuro_version')}); this skneuro reads versions up to {FORMAT_VERSION}. "
             "Upgrade skneuro to read it."
         )
-    classes = _registry()
+    classes = registered()
     estimator = _new(record.get("class"), classes, "estimator")
     try:
         state = _attributes(_decode(record["state"], classes))
@@ -355,3 +370,53 @@ def load(path, *, map_location=None):
             state["device_"] = torch.device("cpu")
     estimator.__dict__.update(state)
     return estimator
+
+
+class SaveLoadMixin:
+    """``save``/``load`` methods of skneuro's estimators (files read without pickle).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skneuro.reduced_rank import RRLinearRegressor
+    >>> X = np.random.default_rng(0).normal(size=(40, 3))
+    >>> est = RRLinearRegressor(n_components=1).fit(X, X[:, :2])
+    >>> path = os.path.join(tempfile.mkdtemp(), "rr.skneuro")
+    >>> est.save(path)
+    >>> RRLinearRegressor.load(path).n_components
+    1
+    """
+
+    def save(self, path):
+        """Write this estimator (fitted or not) to ``path`` without pickle.
+
+        Read it back with :func:`skneuro.load` or ``ClassName.load(path)``; loading never
+        runs code (``torch.load(weights_only=True)``). Estimators whose parameters hold
+        code (callables, user-defined modules) raise ``TypeError``; pickle them instead.
+
+        Parameters
+        ----------
+        path : str or path-like
+        """
+        save(self, path)
+
+    @classmethod
+    def load(cls, path, *, map_location=None):
+        """Read an estimator of this class written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+        map_location : str, torch.device or None
+            As in ``torch.load``; None keeps the saved devices when available (a missing
+            GPU is mapped to the CPU with a warning).
+
+        Returns
+        -------
+        estimator
+        """
+        est = load(path, map_location=map_location)
+        if not isinstance(est, cls):
+            raise TypeError(f"{os.fspath(path)!r} holds a {type(est).__name__}, not a {cls.__name__}.")
+        return est
