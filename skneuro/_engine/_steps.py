@@ -8,11 +8,13 @@ exactly the gradient of the unchunked batch.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
 __all__ = [
     "AdamEpoch",
+    "EpochOutcome",
     "GroupedData",
     "LBFGSStepper",
     "NonFinite",
@@ -20,6 +22,7 @@ __all__ = [
     "all_finite",
     "batch_plan",
     "is_full_batch",
+    "make_runner",
     "restore",
     "snapshot",
 ]
@@ -27,6 +30,44 @@ __all__ = [
 
 class NonFinite(Exception):
     """Raised inside an update when the objective or a parameter stops being finite."""
+
+
+class EpochOutcome(NamedTuple):
+    """What one call of a runner's ``run()`` (an Adam epoch, an L-BFGS iteration) reports.
+
+    ``loss``: the epoch's objective; ``stalled``: the parameters did not move (L-BFGS found
+    no decrease at the working precision); ``evaluated``: the parameters ``loss`` was
+    measured at when they are not the current ones (full-batch Adam evaluates before its
+    update), else None.
+    """
+
+    loss: float
+    stalled: bool = False
+    evaluated: list | None = None
+
+
+def make_runner(solver, params, objective, hooks, *, learning_rate, batch_size, generator, clip_grad_norm):
+    """The runner of ``solver``: an object whose ``run()`` returns an :class:`EpochOutcome`.
+
+    Every runner has ``optimizer``, ``n_updates``, ``full_batch``, ``first_value`` (the
+    objective of the first minibatch at the starting parameters, None where not measured)
+    and ``evaluates_before_update`` (its reported objective belongs to the parameters
+    before the epoch's update: the last update is then never evaluated).
+    """
+    if solver == "adam":
+        optimizer = torch.optim.Adam(params, lr=learning_rate)
+        return AdamEpoch(optimizer, objective, params, hooks, batch_size, generator, clip_grad_norm)
+    optimizer = torch.optim.LBFGS(
+        params,
+        lr=learning_rate,
+        max_iter=1,
+        max_eval=26,  # with max_iter=1, torch's default max_eval would allow no line search at all
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-12,
+        tolerance_change=1e-14,
+    )
+    return LBFGSStepper(optimizer, objective, params, hooks)
 
 
 def snapshot(params):
@@ -179,6 +220,10 @@ class LBFGSStepper:
     value and gradient are cached by parameter values.
     """
 
+    full_batch = True
+    first_value = None
+    evaluates_before_update = False
+
     def __init__(self, optimizer, objective, params, hooks):
         self.optimizer = optimizer
         self.objective = objective
@@ -230,8 +275,8 @@ class LBFGSStepper:
         self._grads = [None if p.grad is None else p.grad.detach().clone() for p in self.params]
         return torch.tensor(value, dtype=torch.float64)
 
-    def run(self):
-        """One iteration. Returns ``(objective after it, whether the parameters stayed put)``.
+    def run(self) -> EpochOutcome:
+        """One iteration: the objective after it, and whether the parameters stayed put.
 
         Raises :class:`NonFinite` (parameters restored) when the iteration produced
         non-finite parameters or its line search failed (see :meth:`failed`).
@@ -250,7 +295,7 @@ class LBFGSStepper:
         if stalled and self.failed():
             raise NonFinite
         self.n_updates += 1
-        return value, stalled
+        return EpochOutcome(value, stalled)
 
     def step(self):
         self.smallest_move = math.inf  # relative size of the smallest line-search trial step
@@ -296,12 +341,18 @@ class AdamEpoch:
         self.batch_size = batch_size
         self.generator = generator
         self.full_batch = is_full_batch(objective.data, batch_size)
+        # full batch: an epoch's objective is measured before its single update
+        self.evaluates_before_update = self.full_batch
         self.evaluated = None  # parameters at which the last update's objective was evaluated
         self.first_value = None  # objective of the first minibatch at the starting parameters
         self.n_updates = 0
 
-    def run(self):
-        """Returns the epoch's objective: the weighted mean of its updates' objectives."""
+    def run(self) -> EpochOutcome:
+        """The epoch's objective: the weighted mean of its updates' objectives.
+
+        Full batch: the one update's objective was evaluated before the update, at the
+        parameters reported as ``evaluated``.
+        """
         total = 0.0
         for index, weight in batch_plan(self.objective.data, self.batch_size, self.generator):
             before = snapshot(self.params)
@@ -331,4 +382,4 @@ class AdamEpoch:
                 raise
             self.n_updates += 1
             total += value * weight
-        return total
+        return EpochOutcome(total, False, self.evaluated if self.full_batch else None)

@@ -8,17 +8,27 @@ gives exactly the gradient of the unchunked batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._steps import AdamEpoch, GroupedData, LBFGSStepper, NonFinite, Objective, restore, snapshot
+from ._steps import GroupedData, NonFinite, Objective, make_runner, restore, snapshot
 from .base import warn_user
+from .hooks import Hooks, hooked_modules
 from .schedules import LearningRateSchedule
 
-__all__ = ["FitResult", "fit_module", "hooked_modules"]
+__all__ = ["FitResult", "InitialObjectiveNotFinite", "fit_module", "held_fixed", "hooked_modules"]
+
+
+class InitialObjectiveNotFinite(ValueError):
+    """The training objective is not finite at the starting parameters: nothing can be trained.
+
+    Estimators catch this class (not its message) to say which of their parameters or
+    inputs to change.
+    """
 
 
 @dataclass
@@ -46,41 +56,6 @@ class FitResult:
     @property
     def converged(self) -> bool:
         return self.stop_reason == "converged"
-
-
-def hooked_modules(module: torch.nn.Module) -> list[torch.nn.Module]:
-    """Submodules that ask for training hooks, without a hooked ancestor.
-
-    A module asks for hooks by defining callable ``pert_grads(generator)`` (called
-    after each backward pass) and ``bound()`` (called after each optimizer step and
-    once before training). Containers of hooked modules delegate to their children,
-    so a hook is never applied twice.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skneuro._engine.fit import hooked_modules
-    >>> hooked_modules(torch.nn.Linear(2, 3))
-    []
-    """
-
-    def asks(m):
-        return callable(getattr(m, "pert_grads", None)) and callable(getattr(m, "bound", None))
-
-    found, seen = [], set()
-
-    def visit(m):
-        if id(m) in seen:  # a module shared by several parents is hooked once
-            return
-        seen.add(id(m))
-        if asks(m):
-            found.append(m)
-            return
-        for child in m.children():
-            visit(child)
-
-    visit(module)
-    return found
 
 
 def fit_module(
@@ -111,8 +86,9 @@ def fit_module(
     Parameters
     ----------
     module : torch.nn.Module
-        Holds the parameters. Submodules with ``pert_grads``/``bound`` get the hooks
-        described in :func:`hooked_modules`.
+        Holds the parameters. Submodules implementing
+        :class:`~skneuro._engine.hooks.TrainingHooks` get the hooks (see
+        :func:`~skneuro._engine.hooks.hooked_modules`).
     loss : callable
         ``loss(module, *chunk) -> scalar tensor``, the **sum** of per-sample losses.
     data : sequence of torch.Tensor or GroupedData
@@ -123,7 +99,10 @@ def fit_module(
     penalty : callable or None
         ``penalty(module) -> scalar``, added once per update.
     params : list of torch.nn.Parameter or None
-        Parameters to optimise; default: every parameter with ``requires_grad``.
+        Parameters to optimise; default: every parameter with ``requires_grad``. The
+        module's other parameters are held fixed: they get no gradient during the fit
+        (``requires_grad`` is switched off and restored afterwards, also after an error).
+        This is skneuro's one mechanism for ``fixed_params``.
     solver : {"adam", "lbfgs"}
         Minibatch Adam, or full-batch L-BFGS with strong-Wolfe line search.
     max_iter : int
@@ -170,7 +149,8 @@ def fit_module(
     so far are restored and a ``ConvergenceWarning`` is emitted; so does an objective that
     ends far above its best (a finite explosion, which the early-stopping rule would
     otherwise report as convergence). If the
-    very first evaluation is non-finite, a ``ValueError`` is raised. ``KeyboardInterrupt``
+    very first evaluation is non-finite, :class:`InitialObjectiveNotFinite` (a
+    ``ValueError``) is raised. ``KeyboardInterrupt``
     stops training, restores the parameters of the best epoch so far and warns. Full-batch
     Adam evaluates an epoch's objective before its update; it keeps the parameters of the
     best evaluated epoch unless the final ones are better.
@@ -187,103 +167,55 @@ def fit_module(
     >>> round(lin.weight.item(), 4), round(lin.bias.item(), 4)
     (3.0, 1.0)
     """
-
     if solver not in ("adam", "lbfgs"):
         raise ValueError(f"solver must be 'adam' or 'lbfgs'; got {solver!r}.")
-    params = list(p for p in module.parameters() if p.requires_grad) if params is None else list(params)
+    params, fixed = _split_parameters(module, params)
     schedule = LearningRateSchedule(learning_rate)
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     device = next(module.parameters(), torch.empty(0)).device
-    if isinstance(data, GroupedData):
-        data = data if chunk_size is not None else data.to(device)
-    else:
-        data = tuple(data) if chunk_size is not None else tuple(t.to(device) for t in data)
-    hooks = _Hooks(module, generator)
+    data = _place(data, chunk_size, device)
+    hooks = Hooks(module, generator)
     hooks.after_step()
-    objective = Objective(module, loss, penalty, data, chunk_size, device)
     result = FitResult()
     if not params:
         return result
-    if solver == "adam":
-        optimizer = torch.optim.Adam(params, lr=schedule(0))
-        epoch_runner = AdamEpoch(optimizer, objective, params, hooks, batch_size, generator, clip_grad_norm)
-    else:
-        optimizer = torch.optim.LBFGS(
-            params,
-            lr=schedule(0),
-            max_iter=1,
-            max_eval=26,
-            history_size=20,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=1e-12,
-            tolerance_change=1e-14,
-        )
-        epoch_runner = LBFGSStepper(optimizer, objective, params, hooks)
+    objective = Objective(module, loss, penalty, data, chunk_size, device)
+    runner = make_runner(
+        solver,
+        params,
+        objective,
+        hooks,
+        learning_rate=schedule(0),
+        batch_size=batch_size,
+        generator=generator,
+        clip_grad_norm=clip_grad_norm,
+    )
     monitor = _Monitor(module, params, result, tol, max_iter, verbose, log_terms)
     start = 0
     if resume is not None:
-        start = _resume(resume, module, optimizer, generator, result, monitor, epoch_runner)
+        start = _resume(resume, module, runner.optimizer, generator, result, monitor, runner)
         monitor.initial_state = snapshot(params)  # "the start" of a resumed run is the checkpoint
-    try:
-        for epoch in range(start, max_iter):
-            for group in optimizer.param_groups:
-                group["lr"] = schedule(epoch)
-            if solver == "adam":
-                epoch_loss, stalled = epoch_runner.run(), False
-                # full-batch Adam evaluated this epoch's objective *before* its update
-                evaluated = epoch_runner.evaluated if epoch_runner.full_batch else None
-            else:
-                (epoch_loss, stalled), evaluated = epoch_runner.run(), None
-            result.n_updates = epoch_runner.n_updates
-            monitor.record(epoch, epoch_loss, evaluated)
-            if checkpoint is not None and checkpoint.due(epoch):
-                checkpoint.save(_state(epoch, module, optimizer, generator, result, monitor))
-            if callback is not None:
-                callback(epoch, epoch_loss)
-            # L-BFGS leaves the parameters unchanged when its line search finds no decrease
-            # at the working precision: nothing more can be gained.
-            if monitor.no_improve >= n_iter_no_change or stalled:
-                result.stop_reason = "converged"
-                break
-        blown = monitor.diverged_from(getattr(epoch_runner, "first_value", None), objective)
-        if blown is not None:
-            # rising losses also end a fit through n_iter_no_change: that is divergence, not convergence
-            result.stop_reason = "diverged"
-            warn_user(
-                f"Training diverged: the objective ended at {result.loss_curve[-1]:.6g}, far above "
-                f"{'its starting value' if blown == 'start' else 'its best epoch'}; those parameters were "
-                "restored. Lower learning_rate.",
-                ConvergenceWarning,
+    with held_fixed(fixed):
+        try:
+            _run_epochs(
+                runner, schedule, monitor, result, range(start, max_iter), n_iter_no_change, checkpoint, callback
             )
-        elif solver == "adam" and epoch_runner.full_batch and result.loss_curve and not hooks.perturbs:
-            # (under gradient noise the random walk is the point: keep where it ended)
-            monitor.keep_final_if_better(objective)
-    except NonFinite:
-        result.stop_reason = "diverged"
-        if objective.n_finite == 0:
-            raise ValueError(
-                "The training objective is not finite at the initial parameters; check the input "
-                "data and the initialisation."
-            ) from None
-        if result.loss_curve:
-            monitor.restore_best()  # the last finite parameters can still be useless (huge objective)
-        warn_user(
-            f"Training diverged (non-finite objective or parameters) during epoch {result.n_iter + 1}; "
-            "the parameters of the best epoch so far were restored. Lower learning_rate or check the data.",
-            ConvergenceWarning,
-        )
-    except KeyboardInterrupt:
-        result.stop_reason = "interrupted"
-        monitor.restore_best()
-        warn_user(
-            f"Training interrupted after {result.n_iter} epoch(s); the parameters of the best epoch so far were kept.",
-            UserWarning,
-        )
-    finally:
-        result.n_updates = epoch_runner.n_updates
-        monitor.close()
-        for p in params:
-            p.grad = None
+            _settle(runner, monitor, objective, result, hooks)
+        except NonFinite:
+            _stop_non_finite(objective, monitor, result)
+        except KeyboardInterrupt:
+            result.stop_reason = "interrupted"
+            monitor.restore_best()
+            warn_user(
+                f"Training interrupted after {result.n_iter} epoch(s); the parameters of the best epoch so far "
+                "were kept.",
+                UserWarning,
+            )
+        finally:
+            result.n_updates = runner.n_updates
+            monitor.close()
+            for p in params:
+                p.grad = None
     if result.stop_reason == "max_iter" and warn_not_converged:
         warn_user(
             f"Stopped at max_iter={max_iter} before the objective stopped improving by tol={tol}; "
@@ -291,6 +223,102 @@ def fit_module(
             ConvergenceWarning,
         )
     return result
+
+
+def _split_parameters(module, params):
+    """``(trained, held fixed)``: ``params`` (default: all with ``requires_grad``) and the module's other ones."""
+    trained = [p for p in module.parameters() if p.requires_grad] if params is None else list(params)
+    chosen = {id(p) for p in trained}
+    fixed = [p for p in module.parameters() if p.requires_grad and id(p) not in chosen]
+    return trained, fixed
+
+
+@contextlib.contextmanager
+def held_fixed(parameters):
+    """Hold parameters fixed (no gradient) inside the block; ``requires_grad`` is restored after.
+
+    :func:`fit_module` applies it to the module's parameters outside ``params``; use it
+    directly only for parameters that live outside the trained module (e.g. shared parts
+    read by a loss).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro._engine import held_fixed
+    >>> w = torch.nn.Parameter(torch.ones(2))
+    >>> with held_fixed([w]):
+    ...     inside = w.requires_grad
+    >>> inside, w.requires_grad
+    (False, True)
+    """
+    fixed = [p for p in parameters if p.requires_grad]
+    for p in fixed:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in fixed:
+            p.requires_grad_(True)
+
+
+def _place(data, chunk_size, device):
+    """All data on the module's device at once, or (chunked) left where it is for chunk-wise moves."""
+    if isinstance(data, GroupedData):
+        return data if chunk_size is not None else data.to(device)
+    return tuple(data) if chunk_size is not None else tuple(t.to(device) for t in data)
+
+
+def _run_epochs(runner, schedule, monitor, result, epochs, n_iter_no_change, checkpoint, callback):
+    """The loop: one runner call per epoch, history, checkpoints, callback, early stopping."""
+    for epoch in epochs:
+        for group in runner.optimizer.param_groups:
+            group["lr"] = schedule(epoch)
+        outcome = runner.run()
+        result.n_updates = runner.n_updates
+        monitor.record(epoch, outcome.loss, outcome.evaluated)
+        if checkpoint is not None and checkpoint.due(epoch):
+            checkpoint.save(_state(epoch, monitor.module, runner.optimizer, runner.hooks.generator, result, monitor))
+        if callback is not None:
+            callback(epoch, outcome.loss)
+        # L-BFGS leaves the parameters unchanged when its line search finds no decrease at
+        # the working precision: nothing more can be gained.
+        if monitor.no_improve >= n_iter_no_change or outcome.stalled:
+            result.stop_reason = "converged"
+            return
+
+
+def _settle(runner, monitor, objective, result, hooks):
+    """After the loop: restore the better parameters of a finite explosion, or keep the best of full-batch Adam."""
+    blown = monitor.diverged_from(runner.first_value, objective)
+    if blown is not None:
+        # rising losses also end a fit through n_iter_no_change: that is divergence, not convergence
+        result.stop_reason = "diverged"
+        warn_user(
+            f"Training diverged: the objective ended at {result.loss_curve[-1]:.6g}, far above "
+            f"{'its starting value' if blown == 'start' else 'its best epoch'}; those parameters were "
+            "restored. Lower learning_rate.",
+            ConvergenceWarning,
+        )
+    elif runner.evaluates_before_update and result.loss_curve and not hooks.perturbs:
+        # (under gradient noise the random walk is the point: keep where it ended)
+        monitor.keep_final_if_better(objective)
+
+
+def _stop_non_finite(objective, monitor, result):
+    """A non-finite objective or parameter: raise at the start, else restore the best epoch and warn."""
+    result.stop_reason = "diverged"
+    if objective.n_finite == 0:
+        raise InitialObjectiveNotFinite(
+            "The training objective is not finite at the initial parameters; check the input data and the "
+            "initialisation."
+        ) from None
+    if result.loss_curve:
+        monitor.restore_best()  # the last finite parameters can still be useless (huge objective)
+    warn_user(
+        f"Training diverged (non-finite objective or parameters) during epoch {result.n_iter + 1}; "
+        "the parameters of the best epoch so far were restored. Lower learning_rate or check the data.",
+        ConvergenceWarning,
+    )
 
 
 def _state(epoch, module, optimizer, generator, result, monitor) -> dict:
@@ -319,27 +347,6 @@ def _resume(state, module, optimizer, generator, result, monitor, epoch_runner) 
     monitor.best_loss, monitor.no_improve = float(state["best_loss"]), int(state["no_improve"])
     monitor.best_state = [t.to(p.device, p.dtype) for t, p in zip(state["best_state"], monitor.params)]
     return int(state["epoch"])
-
-
-class _Hooks:
-    """Calls ``pert_grads(generator)`` and ``bound()`` on the hooked submodules."""
-
-    def __init__(self, module, generator):
-        self.modules = hooked_modules(module)
-        self.generator = generator
-
-    @property
-    def perturbs(self) -> bool:
-        """Whether any hooked module perturbs gradients (a module that does not say is assumed to)."""
-        return any(getattr(m, "perturbs_gradients", True) for m in self.modules)
-
-    def after_backward(self):
-        for m in self.modules:
-            m.pert_grads(self.generator)
-
-    def after_step(self):
-        for m in self.modules:
-            m.bound()
 
 
 class _Monitor:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from .._engine import fit_module, make_generators
+from .._engine import fit_module, held_fixed, make_generators
 from .._engine.base import to_numpy as _numpy
 from ..bumps import SumOfBumpFcns
 from ..utils._linalg import target_scales
@@ -317,16 +317,5 @@ class SubjectFitting:
             x, y = tensors[:G], tensors[G:]
             return m.neg_log_likelihood(y, self.module_(m, x, in_props, out_props)).sum()
 
-        for p in shared:
-            p.requires_grad_(False)
-        try:
-            fit_module(
-                model,
-                loss,
-                data,
-                generator=torch_gen,
-                **self._engine_options(),
-            )
-        finally:
-            for p in shared:
-                p.requires_grad_(True)
+        with held_fixed(shared):  # the shared parts live outside the trained subject model
+            fit_module(model, loss, data, generator=torch_gen, **self._engine_options())

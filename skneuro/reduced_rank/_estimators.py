@@ -253,7 +253,8 @@ class _ReducedRankBase(
 
     def _train(self, module, X, Y, solver, fixed, torch_gen, dtype):
         """Run the engine on the negative log-likelihood (plus penalties)."""
-        frozen = [getattr(module, "rho" if name == "noise_variance" else name) for name in fixed]
+        held = {"rho" if name == "noise_variance" else name for name in fixed}
+        params = [p for name, p in module.named_parameters() if name not in held]
         lr = self.learning_rate
         if lr is None:
             lr = 0.01 if solver == "adam" else 1.0
@@ -263,21 +264,16 @@ class _ReducedRankBase(
             def penalty(m):
                 return m.penalty(self.l1_w0, self.l2_w0, self.l1_w1, self.l2_w1)
 
-        for param in frozen:
-            param.requires_grad_(False)
-        try:
-            return fit_module(
-                module,
-                _nll_sum,
-                (torch.tensor(X, dtype=dtype), torch.tensor(Y, dtype=dtype)),
-                penalty=penalty,
-                generator=torch_gen,
-                **self._engine_options(solver=solver, learning_rate=lr),
-                log_terms=self._log_terms,
-            )
-        finally:
-            for param in frozen:
-                param.requires_grad_(True)
+        return fit_module(
+            module,
+            _nll_sum,
+            (torch.tensor(X, dtype=dtype), torch.tensor(Y, dtype=dtype)),
+            penalty=penalty,
+            params=params,
+            generator=torch_gen,
+            **self._engine_options(solver=solver, learning_rate=lr),
+            log_terms=self._log_terms,
+        )
 
     def _log_terms(self, module):
         return {

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._engine import TorchEstimatorMixin, fit_module, make_generators
+from .._engine import InitialObjectiveNotFinite, TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints, to_numpy
 from .._persist import SaveLoadMixin
 from ..utils._validation import check_numeric, check_range
@@ -162,7 +162,7 @@ class RateRNNBase(TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstima
             module, built = self.module_.to(device=device, dtype=dtype), None
         else:
             module, built = self._build_module(X.shape[2], y.shape[2], numpy_gen, dtype, device)
-        fixed_params = [getattr(module, name) for name in self.fixed_params]
+        trained = [p for name, p in module.named_parameters() if p.requires_grad and name not in self.fixed_params]
         n_steps, n_out, n_rec = X.shape[1], y.shape[2], module.n_rec
         noisy = module.rec_noise > 0 or module.input_noise > 0
 
@@ -174,27 +174,21 @@ class RateRNNBase(TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstima
             return total
 
         data = tuple(torch.tensor(a, dtype=dtype) for a in (X, y, mask))
-        for p in fixed_params:
-            p.requires_grad_(False)
         try:
             result = fit_module(
                 module,
                 loss,
                 data,
                 penalty=self._penalty,
+                params=trained,
                 generator=torch_gen,
                 clip_grad_norm=self.clip_grad_norm,
                 **self._engine_options(),
             )
-        except ValueError as exc:
-            if "not finite at the initial parameters" not in str(exc):
-                raise
-            raise ValueError(
+        except InitialObjectiveNotFinite as exc:
+            raise InitialObjectiveNotFinite(
                 f"{exc} The initial network's activity or loss overflows {self.dtype}: {self._overflow_hint()}"
             ) from exc
-        finally:
-            for p in fixed_params:
-                p.requires_grad_(True)
         self.module_, self.device_, self.n_features_in_ = module, device, X.shape[2]
         self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
         self._store_weights(built)
