@@ -940,3 +940,86 @@ def test_a_fit_starting_at_the_optimum_is_not_called_divergent():
         warnings.simplefilter("error", ConvergenceWarning)
         res = fit_module(module, _quad_loss, (X,), learning_rate=1e-3, max_iter=30, tol=1e-6, warn_not_converged=False)
     assert res.stop_reason != "diverged"
+
+
+# --------------------------------------------------------------------------- structure (issue 17)
+def test_parameters_outside_params_are_held_fixed_and_restored_even_after_an_error():
+    from skneuro._engine import InitialObjectiveNotFinite
+
+    module = _mlp()
+    X = torch.randn(20, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    Y = torch.randn(20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    first, last = module[0], module[2]
+    before = [p.detach().clone() for p in first.parameters()]
+    fit_module(module, _sq_loss, (X, Y), params=list(last.parameters()), max_iter=5, warn_not_converged=False)
+    for p, b in zip(first.parameters(), before):
+        assert torch.equal(p, b) and p.requires_grad and p.grad is None
+    assert not torch.equal(last.weight, _mlp()[2].weight)  # the chosen ones did train
+    with pytest.raises(InitialObjectiveNotFinite, match="not finite at the initial parameters"):
+        fit_module(module, _sq_loss, (X, Y * np.inf), params=list(last.parameters()), max_iter=2)
+    assert all(p.requires_grad for p in module.parameters())
+    assert issubclass(InitialObjectiveNotFinite, ValueError)
+
+
+def test_training_hooks_is_a_protocol_the_bump_modules_implement():
+    from skneuro._engine import TrainingHooks
+    from skneuro.bumps import SumOfBumpFcns
+
+    bumps = SumOfBumpFcns([[0.0]], [[1.0]], [2.0])
+    assert isinstance(bumps, TrainingHooks) and not isinstance(nn.Linear(1, 1), TrainingHooks)
+    assert hooked_modules(nn.Sequential(nn.Linear(1, 1), bumps)) == [bumps]
+
+
+def test_both_solvers_report_through_one_runner_interface():
+    from skneuro._engine._steps import EpochOutcome, GroupedData, Objective, make_runner  # noqa: F401
+    from skneuro._engine.hooks import Hooks
+
+    for solver in ("adam", "lbfgs"):
+        module = _mlp()
+        X = torch.randn(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        params = list(module.parameters())
+        objective = Objective(module, lambda m, x: (m(x) ** 2).sum(), None, (X,), None, X.device)
+        runner = make_runner(
+            solver,
+            params,
+            objective,
+            Hooks(module, torch.Generator()),
+            learning_rate=0.01 if solver == "adam" else 1.0,
+            batch_size=None,
+            generator=torch.Generator(),
+            clip_grad_norm=None,
+        )
+        outcome = runner.run()
+        assert isinstance(outcome, EpochOutcome) and math.isfinite(outcome.loss) and runner.n_updates == 1
+        assert runner.evaluates_before_update == (solver == "adam")
+        assert (outcome.evaluated is not None) == (solver == "adam")
+
+
+def test_one_random_state_converter_everywhere_and_no_global_state():
+    """make_generators, the simulators, the tasks and the initializers share utils._random."""
+    from skneuro.datasets import make_reduced_rank_regression
+    from skneuro.datasets.tasks import PerceptualDiscrimination
+    from skneuro.rnn import WeightInitializer
+    from skneuro.utils._random import as_generator, random_seed
+
+    np.random.seed(123)
+    torch.manual_seed(123)
+    global_np, global_torch = np.random.get_state()[1].copy(), torch.get_rng_state().clone()
+    for bad in (-1, True, 1.5, "0", np.random):
+        for call in (
+            lambda: make_generators(bad),
+            lambda: make_reduced_rank_regression(10, 2, 2, 1, random_state=bad),
+            lambda: PerceptualDiscrimination().generate(2, random_state=bad),
+            lambda: WeightInitializer(1, 3, 1, random_state=bad),
+        ):
+            with pytest.raises(ValueError, match="random_state"):
+                call()
+    rs = np.random.RandomState(5)
+    assert random_seed(np.random.RandomState(5)) == np.random.RandomState(5).randint(0, 2**31 - 1)
+    assert random_seed(rs) != random_seed(rs)  # a RandomState passed in is advanced
+    gen = np.random.default_rng(1)
+    assert as_generator(gen) is gen
+    _, numpy_gen = make_generators(7)
+    assert numpy_gen.random() == np.random.default_rng(7).random()
+    make_generators(None), as_generator(None), PerceptualDiscrimination().generate(2)
+    assert np.array_equal(np.random.get_state()[1], global_np) and torch.equal(torch.get_rng_state(), global_torch)

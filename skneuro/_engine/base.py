@@ -7,13 +7,14 @@ Everything an estimator needs to hold a torch module lives here, in one place, s
 from __future__ import annotations
 
 import io
-import numbers
 import os
 import sys
 import warnings
 
 import numpy as np
 import torch
+
+from ..utils._random import random_seed
 
 __all__ = [
     "TorchEstimatorMixin",
@@ -165,18 +166,7 @@ def make_generators(random_state) -> tuple[torch.Generator, np.random.Generator]
     >>> bool(n1.random() == n2.random())
     True
     """
-    if random_state is None:
-        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
-    elif isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be a non-negative integer; got {random_state!r}.")
-        seed = int(random_state)
-    elif isinstance(random_state, np.random.RandomState):
-        seed = int(random_state.randint(0, 2**31 - 1))
-    elif isinstance(random_state, np.random.Generator):
-        seed = int(random_state.integers(0, 2**63 - 1))
-    else:
-        raise ValueError(f"random_state must be None, an int, a RandomState or a Generator; got {random_state!r}.")
+    seed = random_seed(random_state)
     torch_gen = torch.Generator(device="cpu")
     torch_gen.manual_seed(seed)
     numpy_gen = np.random.default_rng(seed)

@@ -8,6 +8,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from ..latent_regression._data import SubjectData
+from ..utils._random import as_generator
 
 __all__ = ["make_multi_subject_latent_regression"]
 
@@ -61,14 +62,6 @@ def _check_n_samples(n_samples, n_subjects):
     if len(values) != n_subjects:
         raise ValueError(f"n_samples has {len(values)} entries; expected one per subject ({n_subjects}).")
     return [_check_count("n_samples", v, minimum=0) for v in values]
-
-
-def _check_random_state(random_state):
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(2**31 - 1))
-    return np.random.default_rng(random_state)
 
 
 def _bump_sum(properties, c, w, m):
@@ -207,7 +200,7 @@ def make_multi_subject_latent_regression(
     noise_range = _check_range("noise_std", noise_std, nonnegative=True)
     scale_range = _check_range("scale_range", scale_range)
     offset_range = _check_range("offset_range", offset_range)
-    rng = _check_random_state(random_state)
+    rng = as_generator(random_state)
 
     input_bumps = _draw_mode_functions(rng, K, q, n_bumps, width_range, 1.0 / math.sqrt(np.mean(input_range)))
     output_bumps = _draw_mode_functions(rng, K, q, n_bumps, width_range, 1.0)

@@ -7,6 +7,7 @@ from numbers import Integral
 import numpy as np
 
 from ..utils._linalg import link_numpy, standard_form
+from ..utils._random import as_generator
 
 __all__ = ["make_reduced_rank_regression"]
 
@@ -86,13 +87,7 @@ def make_reduced_rank_regression(
     ):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    rng = (
-        random_state
-        if isinstance(random_state, np.random.Generator)
-        else np.random.default_rng(
-            random_state.randint(2**31 - 1) if isinstance(random_state, np.random.RandomState) else random_state
-        )
-    )
+    rng = as_generator(random_state)
     d, p, k = n_features, n_targets, n_components
     # every range is checked, used by this link or not, before anything is drawn
     noise_var_range = _check_range("noise_var_range", noise_var_range)

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._latent_regression import _check_random_state
+from ..utils._random import as_generator
 
 __all__ = ["TaskBatch", "Task", "accuracy"]
 
@@ -285,7 +285,7 @@ class Task:
         """
         _check_int("n_trials", n_trials, 1)
         self._validate()
-        return self._generate(n_trials, _check_random_state(random_state))
+        return self._generate(n_trials, as_generator(random_state))
 
     def iter_batches(self, batch_size: int, random_state=None) -> Iterator[TaskBatch]:
         """An endless stream of batches of fresh trials.
@@ -311,7 +311,7 @@ class Task:
         """
         _check_int("batch_size", batch_size, 1)
         self._validate()
-        rng = _check_random_state(random_state)
+        rng = as_generator(random_state)
         return (self._generate(batch_size, rng) for _ in itertools.repeat(None))
 
     def accuracy(self, y_true, y_pred, mask) -> float:

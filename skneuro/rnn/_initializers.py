@@ -19,27 +19,14 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from ..utils._random import as_generator
+
 __all__ = ["AlphaIdentity", "GaussianSpectralRadius", "WeightInitializer"]
 
 FORMAT_VERSION = 1
 _RANDOM_INITS = ("const_unif", "const_gauss", "glorot_unif", "glorot_gauss")
 _WEIGHT_KEYS = ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")
 _MASK_KEYS = ("input_connectivity", "rec_connectivity", "output_connectivity")
-
-
-def _numpy_generator(random_state) -> np.random.Generator:
-    """A local numpy Generator from ``random_state``; the global RNG is never used."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(int(random_state.randint(0, 2**31 - 1)))
-    if random_state is None:
-        return np.random.default_rng()
-    if isinstance(random_state, (Integral, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:
-        return np.random.default_rng(int(random_state))
-    raise ValueError(
-        f"random_state must be None, a non-negative int, a RandomState or a Generator; got {random_state!r}."
-    )
 
 
 def _float_array(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
@@ -195,7 +182,7 @@ class WeightInitializer:
         n_exc = _n_excitatory(dale_ratio, self.n_rec)
         self.dale_ratio = None if dale_ratio is None else float(dale_ratio)
         self.n_exc = self.n_rec if n_exc is None else n_exc
-        self._rng = _numpy_generator(random_state)
+        self._rng = as_generator(random_state)
 
         self.initializations = self._constraints(input_connectivity, rec_connectivity, output_connectivity)
         self._fill_weights(W_in, W_rec, W_out, b_rec, b_out, init_state)
