@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import functools
 import os
-import warnings
 
 import numpy as np
 import torch
 from torch import nn
+
+from ._engine.base import map_fitted_device, warn_mapped_to_cpu
 
 __all__ = ["FORMAT_VERSION", "SaveLoadMixin", "load", "register", "registered", "save"]
 
@@ -349,25 +350,13 @@ def load(path, *, map_location=None):
         state = _attributes(_decode(record["state"], classes))
     except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
         raise ValueError(f"{path!r} is a malformed skneuro estimator file: {exc!r}") from exc
-    if map_location is not None and not mapped and not callable(map_location) and not isinstance(map_location, dict):
-        device = state.get("device_")
-        target = torch.device(map_location)
-        if isinstance(device, (list, tuple)):
-            state["device_"] = [target] * len(device)
-        elif device is not None:
-            state["device_"] = target
-    if mapped:
-        warnings.warn(
-            f"This estimator was fitted on device {state.get('device_')!s}, which is not available here; "
-            "its tensors are mapped to 'cpu'.",
-            UserWarning,
-            stacklevel=2,
-        )
-        device = state.get("device_")
-        if isinstance(device, (list, tuple)):
-            state["device_"] = [torch.device("cpu")] * len(device)
-        elif device is not None:
-            state["device_"] = torch.device("cpu")
+    device = state.get("device_")
+    if device is not None and mapped:
+        state["device_"], _ = map_fitted_device(device, "cpu")
+        warn_mapped_to_cpu(device)
+    elif device is not None and map_location is not None and not callable(map_location):
+        if not isinstance(map_location, dict):
+            state["device_"], _ = map_fitted_device(device, map_location)
     estimator.__dict__.update(state)
     return estimator
 

@@ -1006,14 +1006,14 @@ def test_one_random_state_converter_everywhere_and_no_global_state():
     torch.manual_seed(123)
     global_np, global_torch = np.random.get_state()[1].copy(), torch.get_rng_state().clone()
     for bad in (-1, True, 1.5, "0", np.random):
-        for call in (
-            lambda: make_generators(bad),
-            lambda: make_reduced_rank_regression(10, 2, 2, 1, random_state=bad),
-            lambda: PerceptualDiscrimination().generate(2, random_state=bad),
-            lambda: WeightInitializer(1, 3, 1, random_state=bad),
+        for call, kwargs in (
+            (make_generators, {}),
+            (lambda random_state: make_reduced_rank_regression(10, 2, 2, 1, random_state=random_state), {}),
+            (lambda random_state: PerceptualDiscrimination().generate(2, random_state=random_state), {}),
+            (lambda random_state: WeightInitializer(1, 3, 1, random_state=random_state), {}),
         ):
             with pytest.raises(ValueError, match="random_state"):
-                call()
+                call(bad, **kwargs)
     rs = np.random.RandomState(5)
     assert random_seed(np.random.RandomState(5)) == np.random.RandomState(5).randint(0, 2**31 - 1)
     assert random_seed(rs) != random_seed(rs)  # a RandomState passed in is advanced

@@ -184,6 +184,49 @@ def _load_torch(blob: bytes, map_location):
     return torch.load(io.BytesIO(blob), map_location=map_location, weights_only=False)
 
 
+def map_fitted_device(device, map_location=None):
+    """The ``device_`` of an estimator being unpickled or loaded, and whether it was mapped to the CPU.
+
+    ``device`` is the saved ``device_`` (a device or name, or a list of them). With
+    ``map_location`` every entry becomes that device; otherwise each entry is kept where it
+    is available here, and all are mapped to the CPU if one is not.
+
+    Returns
+    -------
+    device_ : torch.device or list of torch.device
+        Same form (single or list) as ``device``.
+    mapped : bool
+        True when a missing device forced the CPU.
+
+    Examples
+    --------
+    >>> from skneuro._engine.base import map_fitted_device
+    >>> map_fitted_device("cpu")
+    (device(type='cpu'), False)
+    """
+    several = isinstance(device, (list, tuple))
+    names = [str(d) for d in device] if several else [str(device)]
+    mapped = False
+    if map_location is not None:
+        resolved = [torch.device(map_location)] * len(names)
+    else:
+        try:
+            resolved = [resolve_device(name) for name in names]
+        except ValueError:
+            resolved, mapped = [torch.device("cpu")] * len(names), True
+    return (resolved if several else resolved[0]), mapped
+
+
+def warn_mapped_to_cpu(saved_device, stacklevel=2):
+    """The one warning for an estimator whose fitted device is missing here."""
+    warnings.warn(
+        f"This estimator was fitted on device {saved_device!s}, which is not available here; "
+        "its tensors are mapped to 'cpu'.",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
 class _TorchBlob:
     """Pickle stand-in for a torch object, serialised with ``torch.save``."""
 
@@ -222,20 +265,28 @@ class TorchEstimatorMixin:
         # ``module_`` is set last, together with the other fitted attributes.
         return hasattr(self, "module_")
 
-    def _resolve_device_dtype(self):
-        """``(torch.device, torch.dtype)`` of the ``device`` and ``dtype`` parameters.
+    def _resolve_devices_dtype(self):
+        """``([torch.device, ...], torch.dtype)`` of the ``device`` (one or a list) and ``dtype`` parameters.
 
         Nothing is stored: estimators set ``device_`` with their other fitted attributes
         once a fit has succeeded.
         """
-        device = resolve_device(self.device)
+        names = list(self.device) if isinstance(self.device, (list, tuple)) else [self.device]
+        if not names:
+            raise ValueError("device must not be an empty list.")
+        devices = [resolve_device(name) for name in names]
         dtype = resolve_dtype(self.dtype)
         from ..utils._validation import check_param_ranges
 
         check_param_ranges(self, str(dtype).removeprefix("torch."))
-        if device.type == "mps" and dtype == torch.float64:
+        if dtype == torch.float64 and any(d.type == "mps" for d in devices):
             raise ValueError("dtype='float64' is not supported on device 'mps'; use dtype='float32'.")
-        return device, dtype
+        return devices, dtype
+
+    def _resolve_device_dtype(self):
+        """``(torch.device, torch.dtype)`` for estimators that run on one device."""
+        devices, dtype = self._resolve_devices_dtype()
+        return devices[0], dtype
 
     def __getstate__(self):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
@@ -252,22 +303,13 @@ class TorchEstimatorMixin:
 
     def __setstate__(self, state):
         state = dict(state)
-        device = state.get("device_")
         map_location = None
-        if isinstance(device, (str, list)):
-            names = [device] if isinstance(device, str) else list(device)
-            try:
-                resolved = [resolve_device(name) for name in names]
-            except ValueError:
-                warnings.warn(
-                    f"This estimator was fitted on device {device!r}, which is not available here; "
-                    "its torch module is mapped to 'cpu'.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                resolved = [torch.device("cpu")] * len(names)
+        saved = state.get("device_")
+        if saved is not None:
+            state["device_"], mapped = map_fitted_device(saved)
+            if mapped:
+                warn_mapped_to_cpu(saved, stacklevel=2)
                 map_location = "cpu"
-            state["device_"] = resolved[0] if isinstance(device, str) else resolved
         for key, value in list(state.items()):
             if isinstance(value, _TorchBlob):
                 if not isinstance(getattr(value, "blob", None), bytes):

@@ -15,11 +15,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._engine import Checkpointer, GroupedData, TorchEstimatorMixin, fit_module, load_checkpoint, make_generators
-from .._engine.base import engine_parameter_constraints, resolve_device, resolve_dtype
+from .._engine.base import engine_parameter_constraints
 from .._engine.base import to_numpy as _numpy
 from .._persist import SaveLoadMixin
 from ..utils._docstrings import fill_doc
-from ..utils._validation import check_param_ranges, check_range
+from ..utils._validation import check_range
 from ._building import LatentModelBuilding, SubjectFitting
 from ._data import SubjectData
 from ._modules import (
@@ -323,7 +323,7 @@ class MultiSubjectLatentRegressor(
         subjects, ys = self._check_fit_data(X, y)
         if self.checkpoint_every is not None and self.checkpoint_path is None:
             raise ValueError("checkpoint_every needs checkpoint_path.")
-        devices, dtype = self._resolve_devices()
+        devices, dtype = self._resolve_devices_dtype()
         self._check_structure(dtype)
         self._check_data_range(subjects, ys, dtype)
         device = devices[0]
@@ -399,18 +399,6 @@ class MultiSubjectLatentRegressor(
             )
             return None
         return state
-
-    def _resolve_devices(self):
-        """The list of devices (one entry for a single device) and the dtype."""
-        names = list(self.device) if isinstance(self.device, (list, tuple)) else [self.device]
-        if not names:
-            raise ValueError("device must not be an empty list.")
-        devices = [resolve_device(name) for name in names]
-        dtype = resolve_dtype(self.dtype)
-        if dtype == torch.float64 and any(d.type == "mps" for d in devices):
-            raise ValueError("dtype='float64' is not supported on device 'mps'; use dtype='float32'.")
-        check_param_ranges(self, str(dtype).removeprefix("torch."))
-        return devices, dtype
 
     def _train(self, module, subjects, ys, torch_gen, devices, placement, dtype, checkpoint=None, resume=None):
         """Shared parts on ``devices[0]``; subject i and its data on ``devices[placement[i]]``."""

@@ -20,6 +20,9 @@ __all__ = ["RateRNNRegressor"]
 _RANDOM_INITS = ("glorot_gauss", "glorot_unif", "const_gauss", "const_unif")
 
 
+_WEIGHT_NAMES = ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")
+
+
 @fill_doc(max_iter=50, learning_rate=0.001, tol=1e-4, n_iter_no_change=10, batch_size=64)
 class RateRNNRegressor(RateRNNBase):
     r"""A leaky rate RNN trained on trials, with PsychRNN's biological constraints.
@@ -242,14 +245,12 @@ class RateRNNRegressor(RateRNNBase):
             rec_signs=signs if dale else None,
             output_signs=(signs > 0).astype(float) if dale else None,
             train_init_state=self.train_init_state,
+            weights={
+                name: np.asarray(values[name]) for name in ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")
+            },
             dtype=dtype,
             device=device,
         )
-        with torch.no_grad():
-            for name in ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state"):
-                getattr(module, name).copy_(
-                    torch.as_tensor(np.asarray(values[name]).reshape(-1)).reshape(getattr(module, name).shape)
-                )
         return module
 
     def _check_build_params(self):

@@ -110,6 +110,13 @@ class LeakyRNN(nn.Module):
         Signs per source unit (+1, -1, 0, or NaN for unconstrained); None: no sign constraint.
     train_init_state : bool, default=False
         Whether ``init_state`` is trained.
+    weights : dict or None, default=None
+        Starting values of the parameters by name (any of ``W_in``, ``W_rec``, ``W_out``,
+        ``b_rec``, ``b_out``, ``init_state``, ``bias_trainable``), passed to
+        :meth:`reset_parameters`.
+    generator : torch.Generator or None, default=None
+        Draws the default weights of :meth:`reset_parameters` (a local generator seeded 0
+        when None: the global torch RNG is never used).
 
     Attributes
     ----------
@@ -123,13 +130,10 @@ class LeakyRNN(nn.Module):
     --------
     >>> import torch
     >>> from skneuro.rnn import LeakyRNN
-    >>> net = LeakyRNN(1, 2, 1, dt=10, tau=100)
+    >>> weights = {"W_rec": [[0.0, 1.0], [1.0, 0.0]], "W_in": [[1.0], [0.0]], "W_out": [[1.0, -1.0]],
+    ...            "b_rec": [0.0, 0.0], "b_out": [0.5], "init_state": [1.0, 2.0]}
+    >>> net = LeakyRNN(1, 2, 1, dt=10, tau=100, weights=weights)
     >>> with torch.no_grad():
-    ...     _ = net.W_rec.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
-    ...     _ = net.W_in.copy_(torch.tensor([[1.0], [0.0]]))
-    ...     _ = net.W_out.copy_(torch.tensor([[1.0, -1.0]]))
-    ...     _ = net.b_out.fill_(0.5)
-    ...     _ = net.init_state.copy_(torch.tensor([1.0, 2.0]))
     ...     y, x, r = net(torch.ones(1, 1, 1))
     >>> [round(v, 6) for v in x[0, 0].tolist()], round(y.item(), 6)
     ([1.2, 1.9], -0.2)
@@ -153,6 +157,8 @@ class LeakyRNN(nn.Module):
         rec_signs=None,
         output_signs=None,
         train_init_state=False,
+        weights=None,
+        generator=None,
         dtype=None,
         device=None,
     ):
@@ -168,12 +174,12 @@ class LeakyRNN(nn.Module):
         self.n_in, self.n_rec, self.n_out = int(n_in), int(n_rec), int(n_out)
         self.dt, self.tau, self.activation = float(dt), float(tau), activation
         self.rec_noise, self.input_noise = float(rec_noise), float(input_noise)
-        self.W_in = nn.Parameter(torch.zeros(self.n_rec, self.n_in, **kw))
-        self.W_rec = nn.Parameter(torch.zeros(self.n_rec, self.n_rec, **kw))
-        self.W_out = nn.Parameter(torch.zeros(self.n_out, self.n_rec, **kw))
-        self.b_rec = nn.Parameter(torch.zeros(self.n_rec, **kw))
-        self.b_out = nn.Parameter(torch.zeros(self.n_out, **kw))
-        self.init_state = nn.Parameter(torch.zeros(self.n_rec, **kw), requires_grad=bool(train_init_state))
+        self.W_in = nn.Parameter(torch.empty(self.n_rec, self.n_in, **kw))
+        self.W_rec = nn.Parameter(torch.empty(self.n_rec, self.n_rec, **kw))
+        self.W_out = nn.Parameter(torch.empty(self.n_out, self.n_rec, **kw))
+        self.b_rec = nn.Parameter(torch.empty(self.n_rec, **kw))
+        self.b_out = nn.Parameter(torch.empty(self.n_out, **kw))
+        self.init_state = nn.Parameter(torch.empty(self.n_rec, **kw), requires_grad=bool(train_init_state))
         shapes = {"input": (self.n_rec, self.n_in), "rec": (self.n_rec, self.n_rec), "output": (self.n_out, self.n_rec)}
         for kind, mask in (("input", input_mask), ("rec", rec_mask), ("output", output_mask)):
             self.register_buffer(f"{kind}_mask", self._mask(kind, mask, shapes[kind], kw))
@@ -184,6 +190,54 @@ class LeakyRNN(nn.Module):
         ):
             self.register_buffer(f"{kind}_signs", self._signs(kind, signs, size, kw))
         self.register_buffer("bias_trainable", torch.ones(self.n_rec, **kw))
+        self.reset_parameters(weights, generator)
+
+    def reset_parameters(self, weights=None, generator=None) -> None:
+        """Fill the parameters: from ``weights`` where given, else with the defaults.
+
+        Defaults (as ``torch.nn.RNN``): weights uniform on ``±1/√fan_in`` (``fan_in`` =
+        n_in for ``W_in``, n_rec for ``W_rec`` and ``W_out``), drawn from ``generator``
+        (a local generator seeded 0 when None); biases, ``init_state`` zero and every
+        ``bias_trainable`` gate 1. The estimators pass the arrays of their initializers
+        (spectral-radius or alpha-identity draws, Dale's law) as ``weights``.
+
+        Parameters
+        ----------
+        weights : dict of array-like or None
+            Values by parameter (or ``bias_trainable``) name; each reshaped to the
+            parameter's shape (so a column vector of length n fills a vector of length n).
+        generator : torch.Generator or None
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skneuro.rnn import LeakyRNN
+        >>> net = LeakyRNN(1, 3, 1, weights={"b_out": [0.5]})
+        >>> net.b_out.tolist(), bool((net.W_rec.abs() <= 3 ** -0.5).all())
+        ([0.5], True)
+        """
+        weights = {} if weights is None else dict(weights)
+        unknown = set(weights) - {"W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state", "bias_trainable"}
+        if unknown:
+            raise ValueError(f"weights has unknown names {sorted(unknown)}.")
+        generator = torch.Generator().manual_seed(0) if generator is None else generator
+        fan_in = {"W_in": self.n_in, "W_rec": self.n_rec, "W_out": self.n_rec}
+        with torch.no_grad():
+            for name in ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state", "bias_trainable"):
+                tensor = getattr(self, name)
+                if name in weights:
+                    value = torch.as_tensor(weights[name], dtype=tensor.dtype)
+                    if value.numel() != tensor.numel():
+                        raise ValueError(
+                            f"weights[{name!r}] must have {tuple(tensor.shape)} entries; got {tuple(value.shape)}."
+                        )
+                    tensor.copy_(value.reshape(tensor.shape))
+                elif name in fan_in:
+                    bound = 1.0 / math.sqrt(max(fan_in[name], 1))
+                    draw = torch.rand(tensor.shape, generator=generator, dtype=torch.float64) * 2 - 1
+                    tensor.copy_(draw * bound)
+                else:
+                    tensor.fill_(1.0 if name == "bias_trainable" else 0.0)
 
     @staticmethod
     def _mask(kind, mask, shape, kw):

@@ -241,28 +241,26 @@ class MultiRegionRNNRegressor(RateRNNBase):
             input_signs=spec.input_signs,
             rec_signs=spec.rec_signs,
             train_init_state=self.train_init_state,
+            weights={
+                "W_in": V_in,
+                "W_rec": V_rec,
+                "W_out": V_out,
+                "b_rec": spec.base_firing,
+                "init_state": spec.init_state,
+                "bias_trainable": spec.bias_trainable,
+            },
             dtype=dtype,
             device=device,
         )
-        values = {
-            "W_in": V_in,
-            "W_rec": V_rec,
-            "W_out": V_out,
-            "b_rec": spec.base_firing,
-            "init_state": spec.init_state,
-        }
-        with torch.no_grad():
-            for name, value in values.items():
-                getattr(module, name).copy_(torch.as_tensor(value))
-            module.bias_trainable.copy_(torch.as_tensor(spec.bias_trainable))
-            if self.spectral_radius is not None:
-                W_rec = module.effective_weights()[1].detach().cpu().double().numpy()
-                rho = float(np.max(np.abs(np.linalg.eigvals(W_rec)))) if W_rec.size else 0.0
-                if not rho > 0:
-                    raise ValueError(
-                        "spectral_radius cannot be set: the initial recurrent matrix has spectral radius 0 "
-                        "(no recurrent loop among the connections)."
-                    )
+        if self.spectral_radius is not None:
+            W_rec = module.effective_weights()[1].detach().cpu().double().numpy()
+            rho = float(np.max(np.abs(np.linalg.eigvals(W_rec)))) if W_rec.size else 0.0
+            if not rho > 0:
+                raise ValueError(
+                    "spectral_radius cannot be set: the initial recurrent matrix has spectral radius 0 "
+                    "(no recurrent loop among the connections)."
+                )
+            with torch.no_grad():
                 module.W_rec.mul_(self.spectral_radius / rho)
         return module, spec
 

@@ -446,6 +446,6 @@ def test_weight_penalties_are_sums_over_the_effective_matrices():
     est = _est(dtype="float64", **kw).fit(X, y, sample_weight=mask)
     W = {"in": est.W_in_, "rec": est.W_rec_, "out": est.W_out_}
     expected = sum(kw[f"l1_{k}"] * np.abs(w).sum() + kw[f"l2_{k}"] * (w**2).sum() for k, w in W.items())
-    assert float(est._penalty(est.module_)) == pytest.approx(expected, rel=1e-12)
+    assert float(est._penalty(est.module_).detach()) == pytest.approx(expected, rel=1e-12)
     means = sum(kw[f"l1_{k}"] * np.abs(w).mean() + kw[f"l2_{k}"] * (w**2).mean() for k, w in W.items())
     assert expected > 2 * means  # PsychRNN's means would be a different penalty

@@ -32,16 +32,14 @@ def test_one_step_by_hand():
 
 
 def test_zero_weights_decay_geometrically():
-    net = _net()
-    with torch.no_grad():
-        net.init_state.copy_(torch.tensor([1.0, 2.0]))
+    net = _net(weights={"W_rec": np.zeros((2, 2)), "W_in": np.zeros((2, 1)), "init_state": [1.0, 2.0]})
     with torch.no_grad():
         _, x, _ = net(torch.zeros(1, 30, 1, dtype=F64))
     np.testing.assert_allclose(x[0, -1].numpy(), 0.9**30 * np.array([1.0, 2.0]), rtol=1e-12)
 
 
 def test_recurrent_noise_has_the_stationary_variance():
-    net = LeakyRNN(1, 1, 1, dt=10.0, tau=100.0, rec_noise=0.1, dtype=F64)
+    net = LeakyRNN(1, 1, 1, dt=10.0, tau=100.0, rec_noise=0.1, dtype=F64, weights={"W_rec": [[0.0]]})
     gen = torch.Generator().manual_seed(0)
     _, x, _ = net(torch.zeros(20000, 200, 1, dtype=F64), noise=True, generator=gen)
     expected = 2 * 0.1**2 / (2 - 0.1)  # 0.010526
@@ -163,3 +161,25 @@ def test_activation_helper_values():
     x = torch.tensor([-1.0, 0.0, 2.0])
     assert _activate("relu", x).tolist() == [0.0, 0.0, 2.0]
     assert math.isclose(_activate("softplus", torch.tensor(0.0)).item(), math.log(2), rel_tol=1e-6)
+
+
+def test_modules_own_reset_parameters_defaults_and_given_weights():
+    """Defaults as torch.nn.RNN (uniform ±1/√fan_in from a local generator, zero biases); given values copied."""
+    torch.manual_seed(0)
+    global_state = torch.get_rng_state().clone()
+    a, b = LeakyRNN(2, 4, 3, dtype=F64), LeakyRNN(2, 4, 3, dtype=F64)
+    assert torch.equal(torch.get_rng_state(), global_state)  # the global RNG is not used
+    for name in ("W_in", "W_rec", "W_out"):
+        assert torch.equal(getattr(a, name), getattr(b, name))  # same local default stream
+    assert float(a.W_in.abs().max()) <= 2**-0.5 and float(a.W_rec.abs().max()) <= 0.5
+    assert float(a.W_rec.abs().max()) > 0.25  # actually drawn, not zero
+    assert torch.count_nonzero(a.b_rec) == torch.count_nonzero(a.b_out) == torch.count_nonzero(a.init_state) == 0
+    c = LeakyRNN(2, 4, 3, dtype=F64, generator=torch.Generator().manual_seed(5))
+    assert not torch.equal(a.W_rec, c.W_rec)
+    c.reset_parameters({"b_out": [1.0, 2.0, 3.0], "bias_trainable": [0.0, 1.0, 1.0, 0.0]})
+    assert c.b_out.tolist() == [1.0, 2.0, 3.0] and c.bias_trainable.tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert torch.equal(c.W_rec, a.W_rec)  # unnamed weights back to the defaults (generator seeded 0)
+    with pytest.raises(ValueError, match="unknown names"):
+        c.reset_parameters({"W_hid": [0.0]})
+    with pytest.raises(ValueError, match=r"weights\['b_out'\] must have"):
+        c.reset_parameters({"b_out": [1.0]})
