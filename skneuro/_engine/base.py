@@ -219,8 +219,10 @@ def map_fitted_device(device, map_location=None):
 
 def warn_mapped_to_cpu(saved_device, stacklevel=2):
     """The one warning for an estimator whose fitted device is missing here."""
+    several = isinstance(saved_device, (list, tuple))
+    shown = repr([str(d) for d in saved_device] if several else str(saved_device))
     warnings.warn(
-        f"This estimator was fitted on device {saved_device!s}, which is not available here; "
+        f"This estimator was fitted on device {shown}, which is not available here; "
         "its tensors are mapped to 'cpu'.",
         UserWarning,
         stacklevel=stacklevel + 1,
