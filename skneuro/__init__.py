@@ -3,6 +3,7 @@
 from ._persist import load, save
 from .bumps import SumOfBumpsRegressor
 from .latent_regression import MultiSubjectLatentRegressor, SubjectData
+from .preprocessing import TrialScaler, TrialTransformer
 from .reduced_rank import RRExpRegressor, RRLinearRegressor, RRReluRegressor, RRSigmoidRegressor
 from .rnn import MultiRegionRNNRegressor, RateRNNRegressor
 
@@ -18,6 +19,8 @@ __all__ = [
     "RateRNNRegressor",
     "SubjectData",
     "SumOfBumpsRegressor",
+    "TrialScaler",
+    "TrialTransformer",
     "__version__",
     "load",
     "save",

@@ -93,7 +93,9 @@ def _encode(value, where, classes):
         return {"__tensor__": value.detach()}
     if isinstance(value, np.ndarray):
         if value.dtype == object:
-            raise TypeError(f"cannot save {where}: object arrays are not plain values.")
+            if all(isinstance(v, str) for v in value.flat):  # e.g. feature_names_in_
+                return {"__strarray__": [str(v) for v in value.flat], "shape": list(value.shape)}
+            raise TypeError(f"cannot save {where}: object arrays other than strings are not plain values.")
         return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value).copy()), "shape": list(value.shape)}
     if isinstance(value, np.generic):
         return {"__npscalar__": value.dtype.str, "value": value.item()}
@@ -158,6 +160,13 @@ def _decode(value, classes):
         return value["__tensor__"]
     if "__parameter__" in value:
         return nn.Parameter(value["__parameter__"], requires_grad=bool(value["requires_grad"]))
+    if "__strarray__" in value:
+        strings = value["__strarray__"]
+        if not all(isinstance(v, str) for v in strings):
+            raise ValueError("the file holds a string array with non-string entries.")
+        array = np.empty(len(strings), dtype=object)
+        array[:] = strings
+        return array.reshape(value["shape"])
     if "__ndarray__" in value:
         return value["__ndarray__"].detach().cpu().numpy().reshape(value["shape"])
     if "__npscalar__" in value:
@@ -270,7 +279,10 @@ def save(estimator, path):
     classes = registered()
     name = _qualified(type(estimator))
     if name not in classes["estimator"]:
-        raise TypeError(f"save handles skneuro estimators; got {type(estimator).__name__}.")
+        raise TypeError(
+            f"save handles skneuro's estimators of plain values; a {type(estimator).__name__} cannot be saved "
+            "without pickle (use pickle for it)."
+        )
     state = dict(vars(estimator))
     if "_sklearn_version" not in state:
         import sklearn

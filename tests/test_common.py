@@ -6,7 +6,15 @@ import re
 
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import (
+    check_global_output_transform_pandas,
+    check_global_set_output_transform_polars,
+    check_set_output_transform,
+    check_set_output_transform_pandas,
+    check_set_output_transform_polars,
+    parametrize_with_checks,
+)
 
 from skneuro.bumps import SumOfBumpsRegressor
 from skneuro.latent_regression import MultiSubjectLatentRegressor
@@ -28,6 +36,43 @@ ESTIMATORS = [
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+# parametrize_with_checks does not yield the set_output checks (scikit-learn runs them from its
+# own test suite), and the pandas/polars ones skip where the library is missing: both together
+# let ``transform`` ignore set_output unnoticed. They run here, for every transformer above.
+SET_OUTPUT_CHECKS = [
+    check_set_output_transform,
+    check_set_output_transform_pandas,
+    check_global_output_transform_pandas,
+    check_set_output_transform_polars,
+    check_global_set_output_transform_polars,
+]
+TRANSFORMERS = [e for e in ESTIMATORS if hasattr(e, "transform")]
+
+
+@pytest.mark.filterwarnings("ignore:X (has|does not have valid) feature names:UserWarning")  # the checks mix both
+@pytest.mark.parametrize("estimator", TRANSFORMERS, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("check", SET_OUTPUT_CHECKS, ids=lambda c: c.__name__)
+def test_set_output_transform(estimator, check):
+    # the checks compare output containers, not fits: a few epochs are enough
+    check(type(estimator).__name__, clone(estimator).set_params(max_iter=20))
+
+
+def test_latent_regression_transform_is_a_list_outside_set_output():
+    """Its transform maps a list of subjects to one array per subject: no table, so no set_output."""
+    from sklearn import config_context
+
+    from skneuro.datasets import make_multi_subject_latent_regression
+
+    X, y = make_multi_subject_latent_regression(2, n_samples=30, n_inputs=(4, 5), n_outputs=(3, 4), random_state=0)
+    est = MultiSubjectLatentRegressor(n_bumps=2, max_iter=2, random_state=0).fit(X, y)
+    assert not hasattr(est, "set_output") and not hasattr(est, "get_feature_names_out")
+    latents = est.transform(X)
+    assert isinstance(latents, list) and [z.shape for z in latents] == [(30, 2), (30, 2)]
+    pytest.importorskip("pandas")
+    with config_context(transform_output="pandas"):
+        assert all(isinstance(z, np.ndarray) for z in est.transform(X))
 
 
 def _documented_defaults(doc):

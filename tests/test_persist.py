@@ -226,8 +226,8 @@ def test_every_public_estimator_and_its_modules_are_registered_by_their_family()
 
     allowed = persist.registered()
     public = [getattr(skneuro, n) for n in skneuro.__all__ if isinstance(getattr(skneuro, n), type)]
-    estimators = [c for c in public if issubclass(c, BaseEstimator)]
-    assert len(estimators) >= 8
+    estimators = [c for c in public if issubclass(c, BaseEstimator) and c is not skneuro.TrialTransformer]
+    assert len(estimators) >= 9
     for cls in estimators:
         assert f"{cls.__module__}.{cls.__qualname__}" in allowed["estimator"], cls
     assert "skneuro.rnn._modules.LeakyRNN" in allowed["module"]
@@ -258,3 +258,23 @@ def test_the_engine_imports_no_family():
                 parts = set(node.module.split("."))
                 if node.level >= 2 or node.module.startswith("skneuro"):
                     assert not parts & families, f"{path.name} imports {node.module}"
+
+
+def test_trial_transformer_is_refused_by_save_and_names_pickle():
+    from sklearn.decomposition import PCA
+
+    with pytest.raises(TypeError, match="pickle"):
+        skneuro.save(skneuro.TrialTransformer(PCA(1)), "unused.skneuro")
+
+
+def test_an_estimator_fitted_on_a_dataframe_saves_its_feature_names(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from skneuro.reduced_rank import RRLinearRegressor
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(30, 3)), columns=["a", "b", "c"])
+    est = RRLinearRegressor(n_components=1).fit(X, rng.normal(size=(30, 2)))
+    est.save(tmp_path / "rr.skneuro")
+    again = skneuro.load(tmp_path / "rr.skneuro")
+    assert list(again.feature_names_in_) == ["a", "b", "c"] and again.feature_names_in_.dtype == object
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))

@@ -222,8 +222,7 @@ def warn_mapped_to_cpu(saved_device, stacklevel=2):
     several = isinstance(saved_device, (list, tuple))
     shown = repr([str(d) for d in saved_device] if several else str(saved_device))
     warnings.warn(
-        f"This estimator was fitted on device {shown}, which is not available here; "
-        "its tensors are mapped to 'cpu'.",
+        f"This estimator was fitted on device {shown}, which is not available here; its tensors are mapped to 'cpu'.",
         UserWarning,
         stacklevel=stacklevel + 1,
     )

@@ -553,7 +553,20 @@ class MultiSubjectLatentRegressor(
         return out
 
     def transform(self, X):
-        """Latents of every subject, input groups side by side: list of (n_samples_s, G·K) arrays."""
+        """Latents of every subject, input groups side by side.
+
+        One array per subject, each of its own length, rather than one table: the
+        estimator has no ``set_output``, and a global ``transform_output`` setting leaves
+        the list of ndarrays as it is.
+
+        Parameters
+        ----------
+        X : list of SubjectData
+
+        Returns
+        -------
+        list of ndarray of shape (n_samples_s, G·K)
+        """
         return [np.hstack([_numpy(lat) for lat in self._forward(s)[1]]) for s in self._check_predict_subjects(X)]
 
     def predict_modes(self, subject):

@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._engine import make_generators
@@ -15,8 +16,16 @@ from ..utils._validation import check_range, named_validate_data
 __all__ = ["ReducedRankPredictMixin"]
 
 
-class ReducedRankPredictMixin:
-    """Prediction-side methods of the reduced-rank estimators (numpy float64 on fitted attributes)."""
+class ReducedRankPredictMixin(TransformerMixin):
+    """Prediction-side methods of the reduced-rank estimators (numpy float64 on fitted attributes).
+
+    A :class:`~sklearn.base.TransformerMixin` itself: scikit-learn wraps ``transform`` for
+    ``set_output`` when a subclass of its output mixin is *created*, and only the methods
+    that class defines itself. ``transform`` is defined here, so it is this class that must
+    be such a subclass; on a plain mixin it would stay unwrapped in every estimator built on
+    it, and ``set_output(transform="pandas")`` would change ``fit_transform`` but not
+    ``transform``.
+    """
 
     def _params(self):
         p = self.w1_.shape[0]
@@ -73,7 +82,19 @@ class ReducedRankPredictMixin:
         return self.latent_rep(X)[0]
 
     def transform(self, X):
-        """Latent projections ``X w0_`` of shape (n_samples, n_components)."""
+        """Latent projections ``X w0_``.
+
+        The output container follows ``set_output`` (pandas or polars DataFrames with the
+        columns of :meth:`get_feature_names_out`, e.g. ``rrlinearregressor0``, ...).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        latents : ndarray or DataFrame of shape (n_samples, n_components)
+        """
         return self._check_X(X) @ self.w0_
 
     @property
