@@ -144,6 +144,10 @@ class TrialData:
             ("X 2-D", self.X[:, :, 0], ValueError, "X"),
         ]
 
+    def bad_score_inputs(self):
+        """``(name, X, y, score_params, error, match)`` that a fitted estimator's ``score`` must refuse."""
+        return [("mask negative", *self._with("sample_weight", (0, 1, 0), -1.0), ValueError, "sample_weight")]
+
     def nonfinite_fit(self, value):
         """``(name, X, y, fit_params, match)`` with ``value`` (NaN or inf) somewhere."""
         return [
@@ -231,6 +235,9 @@ class SubjectListData:
             ("X not a list", first, TypeError, "X must be a list of SubjectData"),
             ("properties per neuron", [fewer], ValueError, "properties per neuron"),
         ]
+
+    def bad_score_inputs(self):
+        return [("fewer y than subjects", self.X, self.y[:-1], {}, ValueError, "one entry per subject")]
 
     def nonfinite_fit(self, value):
         y = [a.copy() for a in self.y]
@@ -500,6 +507,8 @@ def check_inputs_unchanged(estimator, data):
     est = _fit(clone(estimator), data)
     _outputs(est, data)
     _require([id(a) for a in _leaves(data.inputs())] == objects, "an input object was replaced")
+    dtypes = [getattr(a, "dtype", None) for a in _leaves(_comparable(data.inputs()))]
+    _require(dtypes == [getattr(a, "dtype", None) for a in _leaves(_comparable(before))], "an input changed dtype")
     assert_same(_comparable(data.inputs()), _comparable(before), atol=0, where="inputs")
 
 
@@ -532,6 +541,8 @@ def check_warm_start(estimator, data):
     module, last, first = est.module_, est.loss_curve_[-1], copy.deepcopy(_fitted_attributes(est))
     _fit(est, data)
     _require(est.module_ is module, "a warm-started fit replaced module_")
+    if "n_updates_" in first:  # the optimizer steps of the latest fit (project-wide convention)
+        _require(est.n_updates_ == first["n_updates_"], f"n_updates_ {est.n_updates_} != {first['n_updates_']}")
     _require(est.loss_curve_[0] <= last + 1e-6, "the second fit did not start where the first ended")
     cold = _fit(clone(estimator).set_params(warm_start=False), data)
     first.pop("module_")
@@ -553,6 +564,11 @@ def check_bad_shapes(estimator, data):
             _raises(error, match, fitted.predict, X)
         except AssertionError as exc:
             raise AssertionError(f"predict with {name}: {exc}") from None
+    for name, X, y, params, error, match in data.bad_score_inputs():
+        try:
+            _raises(error, match, fitted.score, X, y, **params)
+        except AssertionError as exc:
+            raise AssertionError(f"score with {name}: {exc}") from None
 
 
 def check_nan_rejected(estimator, data):
