@@ -17,8 +17,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._engine import LearningRateSchedule, TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import engine_parameter_constraints, to_numpy
-from ..utils._validation import NamedScoreMixin, check_range, check_spread, named_validate_data
 from ..utils._linalg import target_scales
+from ..utils._validation import NamedScoreMixin, check_range, check_spread, named_validate_data
 from ._closed_form import closed_form_fit, standard_form
 from ._docs import _doc
 from ._init import alternate_fit, constant_targets_flat, factor, match_linear_fit

@@ -811,8 +811,10 @@ FINITE_MAGNITUDES = st.one_of(
 )
 TRAINABLE = ["W_in", "W_rec", "W_out", "b_rec", "b_out"]
 SEQ_ITEMS = {
-    "fixed_params": st.sampled_from(["w0", "w1", "o1", "o2", "g", "noise_variance", "v", "rho", ""]),
-    "fixed_params": st.sampled_from([*TRAINABLE, "init_state", "w_in"]),
+    # one name since the renames: reduced-rank and rate-RNN parameter names, valid and not
+    "fixed_params": st.sampled_from(
+        ["w0", "w1", "o1", "o2", "g", "noise_variance", "v", "rho", "", *TRAINABLE, "init_state", "w_in"]
+    ),
     "subject_params": st.sampled_from(["scales", "offsets", "latent_affine", "noise_variance", "psi", ""]),
     "readout": st.sampled_from(["a", "b", "P", "u", "zz", ""]),
     "learning_rate": st.tuples(st.integers(-1, 3), st.floats(0, 1e3)),
