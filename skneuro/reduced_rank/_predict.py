@@ -117,7 +117,9 @@ class ReducedRankPredictMixin:
         """
         mean = self.predict(X)
         _, numpy_gen = make_generators(random_state)
-        noise = numpy_gen.standard_normal(size=(mean.shape[0], len(self.noise_variance_))) * np.sqrt(self.noise_variance_)
+        noise = numpy_gen.standard_normal(size=(mean.shape[0], len(self.noise_variance_))) * np.sqrt(
+            self.noise_variance_
+        )
         return mean + self._format(noise)
 
     def vary_latents(self, p_mat, mean_input, latent_values):

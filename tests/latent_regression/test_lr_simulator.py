@@ -29,10 +29,20 @@ def test_defaults_are_the_recovery_configuration():
         assert params["input_modes"][i].shape == (d, 2) and params["output_modes"][i].shape == (e, 2)
         np.testing.assert_array_equal(params["scales"][i], 1.0)
         np.testing.assert_array_equal(params["offsets"][i], 0.0)
-        assert params["noise_variance"][i].shape == (e,) and np.all((params["noise_variance"][i] >= 0.01) & (params["noise_variance"][i] <= 0.04))
+        assert params["noise_variance"][i].shape == (e,) and np.all(
+            (params["noise_variance"][i] >= 0.01) & (params["noise_variance"][i] <= 0.04)
+        )
         for props in (s.input_properties, s.output_properties):
             assert props.min() >= 0.0 and props.max() <= 1.0
-    assert set(params) == {"input_bumps", "output_bumps", "input_modes", "output_modes", "scales", "offsets", "noise_variance"}
+    assert set(params) == {
+        "input_bumps",
+        "output_bumps",
+        "input_modes",
+        "output_modes",
+        "scales",
+        "offsets",
+        "noise_variance",
+    }
     for side in ("input_bumps", "output_bumps"):
         assert params[side]["c"].shape == params[side]["w"].shape == (8, 3) and params[side]["m"].shape == (8, 2)
     # every subject draws its own neurons

@@ -104,7 +104,9 @@ def test_attributes_are_float64_in_standard_form(fitted, data, link, dtype):
     module = est.module_
     assert module.w0.dtype == getattr(torch, dtype)
     np.testing.assert_allclose(module.w0.detach().double().numpy(), est.w0_, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(module.v.detach().double().numpy(), est.noise_variance_, rtol=1e-12 if dtype == "float64" else 1e-6)
+    np.testing.assert_allclose(
+        module.v.detach().double().numpy(), est.noise_variance_, rtol=1e-12 if dtype == "float64" else 1e-6
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -653,7 +655,10 @@ def test_a_failed_refit_keeps_the_previous_fit(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = RRSigmoidRegressor(max_iter=5, random_state=0).fit(X, y)
-    before = {name: np.copy(getattr(est, name)) for name in ("w0_", "w1_", "o1_", "o2_", "g_", "noise_variance_", "var_floor_")}
+    before = {
+        name: np.copy(getattr(est, name))
+        for name in ("w0_", "w1_", "o1_", "o2_", "g_", "noise_variance_", "var_floor_")
+    }
     prediction = est.predict(X)
     with pytest.raises(ValueError, match="init"):
         est.set_params(init="bogus").fit(X, y[:, 0])
