@@ -17,6 +17,7 @@ estimator is passed in, as a :class:`TrialData` or a :class:`SubjectListData`.
 from __future__ import annotations
 
 import copy
+import inspect
 import pickle
 import re
 import warnings
@@ -32,6 +33,7 @@ __all__ = [
     "expected_failed_checks",
     "TrialData",
     "SubjectListData",
+    "assert_same",
     "check_estimator_nd",
     "parametrize_with_checks_nd",
 ]
@@ -92,8 +94,6 @@ class TrialData:
     >>> TrialData(X, X, param_grid={"n_rec": [3, 4]}).n_features_in
     2
     """
-
-    sample_axis_names = "X and y"
 
     def __init__(self, X, y, sample_weight=None, *, param_grid, cv=2, method_args=None):
         self.X, self.y, self.sample_weight = X, y, sample_weight
@@ -160,11 +160,16 @@ class TrialData:
         """``(name, X, match)`` with ``value`` in ``X``."""
         return [("X", self._with("X", (0, 0, 0), value)[0], "X")]
 
+    def nonfinite_construction(self, value):
+        """``(match, make)``: input containers whose constructor must refuse ``value`` (none for arrays)."""
+        return []
+
 
 class SubjectListData:
     """Subjects for the checks: ``X`` a list of ``SubjectData``, ``y`` a list of output arrays.
 
     Each subject is one sample for scikit-learn (``cv=LeaveOneOut()`` leaves one subject out).
+    The methods that build bad data are those of :class:`TrialData`, for subjects.
 
     Parameters
     ----------
@@ -189,7 +194,10 @@ class SubjectListData:
     """
 
     n_features_in = None
-    fit_params: dict = {}
+
+    @property
+    def fit_params(self):
+        return {}
 
     def __init__(self, X, y, *, param_grid, cv=None, method_args=None):
         from sklearn.model_selection import LeaveOneOut
@@ -247,7 +255,7 @@ class SubjectListData:
     def nonfinite_predict(self, value):
         return []
 
-    def nonfinite_subject(self, value):
+    def nonfinite_construction(self, value):
         """``SubjectData`` itself refuses NaN and inf in x and in the properties."""
         first = self.X[0]
         out = []
@@ -350,18 +358,21 @@ def _raises(error, match, func, *args, **kwargs):
 
 # ============================================================== the checks
 def check_init_stores_params(estimator, data):
-    """``__init__`` stores every signature parameter unchanged (the same object) and nothing fitted."""
-    import inspect
+    """``__init__`` stores every parameter as given (the same object, even an invalid one), nothing else.
 
+    Validation belongs to ``fit``: ``__init__`` must accept any value, here a bare
+    ``object()`` for every parameter.
+    """
     params = estimator.get_params(deep=False)
     _require(
         set(params) == set(inspect.signature(type(estimator)).parameters),
         "get_params() does not list the __init__ parameters",
     )
-    twin = type(estimator)(**params)
-    for name, value in params.items():
-        _require(getattr(twin, name) is value, f"__init__ changed {name}")
-    _require(not _fitted_attributes(twin), f"__init__ set {sorted(_fitted_attributes(twin))}")
+    for given in (params, {name: object() for name in params}):
+        twin = type(estimator)(**given)
+        for name, value in given.items():
+            _require(getattr(twin, name) is value, f"__init__ changed {name}")
+        _require(not _fitted_attributes(twin), f"__init__ set {sorted(_fitted_attributes(twin))}")
 
 
 def check_clone(estimator, data):
@@ -585,8 +596,11 @@ def check_nan_rejected(estimator, data):
                 _raises(ValueError, match, fitted.predict, X)
             except AssertionError as exc:
                 raise AssertionError(f"predict with {value} in {name}: {exc}") from None
-        for name, make in getattr(data, "nonfinite_subject", lambda v: [])(value):
-            _raises(ValueError, name, make)
+        for name, make in data.nonfinite_construction(value):
+            try:
+                _raises(ValueError, name, make)
+            except AssertionError as exc:
+                raise AssertionError(f"building data with {value} in {name}: {exc}") from None
 
 
 def check_in_cross_val_score(estimator, data):
