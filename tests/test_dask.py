@@ -136,6 +136,7 @@ def _fit(search, data):
     return search.fit(X, y)
 
 
+@pytest.mark.slow  # starts a local cluster (~15 s), then fits
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_grid_search_on_dask_equals_single_process(client, case):
     search_local, data, _ = CASES[case]()
@@ -182,6 +183,7 @@ def test_fitted_estimator_keeps_no_training_data():
     assert abs(sizes[1] - sizes[0]) < 200, sizes
 
 
+@pytest.mark.slow  # ~14 s
 def test_documented_sweep_script_runs_on_a_local_cluster():
     """doc/scripts/dask_sweep.py, shown on the "Running sweeps on a cluster" page, runs as documented."""
     import runpy

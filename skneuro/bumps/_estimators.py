@@ -81,7 +81,8 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, SaveLoadMixin, NamedScoreMixin, R
     The fit standardises X and y, places centers (k-means++ by default) with widths
     from the center spacing, solves the magnitudes and intercept by weighted least
     squares, then optimises everything jointly on the weighted mean squared error.
-    Read more in :ref:`the user guide <bumps>`.
+    The bumps are janelia_core's ``BumpFcn``/``SumOfBumpFcns`` [1]_. Read more in
+    :ref:`the user guide <bumps>`.
 
     Parameters
     ----------
@@ -134,6 +135,14 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, SaveLoadMixin, NamedScoreMixin, R
     --------
     sklearn.kernel_ridge.KernelRidge : Kernel regression with fixed kernel centers.
     skneuro.bumps.SumOfBumpFcns : The torch module fitted here.
+    skneuro.latent_regression.MultiSubjectLatentRegressor : Uses sums of bumps to predict
+        modes from neuron properties.
+
+    References
+    ----------
+    .. [1] William Bishop (Janelia Research Campus), janelia_core,
+       ``janelia_core.ml.wandering_modules`` (read at commit 5f52e5e): ``WanderingModule``,
+       ``BumpFcn``, ``SumOfBumpFcns``, ``SlowSumOfBumpFcns``.
 
     Examples
     --------

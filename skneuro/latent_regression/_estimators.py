@@ -71,7 +71,7 @@ class MultiSubjectLatentRegressor(
     with per-subject scales c, offsets o and noise variances ψ. For scikit-learn each
     subject is one sample: ``X`` is a list of :class:`SubjectData`, ``y`` a list of output
     arrays, and ``cross_val_score(est, X, y, cv=LeaveOneOut())`` is leave-one-subject-out
-    cross-validation.
+    cross-validation. The model is janelia_core's multi-subject latent regression [1]_.
 
     Parameters
     ----------
@@ -99,7 +99,7 @@ class MultiSubjectLatentRegressor(
     init : {"auto", "random"}, default="auto"
         "auto": data-driven per-subject parameters and, for bump predictors with one input
         and one output group, an alternating least-squares start of the bump magnitudes.
-    solver : {"adam", "lbfgs"}, default="adam"
+    {solver_parameter}
     checkpoint_path : str or path-like, default=None
         File for training checkpoints (written atomically, read without running code).
     checkpoint_every : int, default=None
@@ -125,6 +125,13 @@ class MultiSubjectLatentRegressor(
     n_input_groups_, n_output_groups_, n_properties_ : int
     {engine_attributes}
 
+    See Also
+    --------
+    SubjectData : One subject's inputs and neuron properties.
+    skneuro.reduced_rank.RRLinearRegressor : Reduced-rank regression of a single subject.
+    skneuro.bumps.SumOfBumpsRegressor : Sums of Gaussian bumps, the default mode predictors.
+    skneuro.datasets.make_multi_subject_latent_regression : Ground-truth subjects.
+
     Notes
     -----
     With one input and one output group, a linear mapping, no direct pairs and full-batch
@@ -144,6 +151,13 @@ class MultiSubjectLatentRegressor(
     ``device`` may be a list: subject i (in fit order) lives on ``device[i % len(device)]``
     (``device_placement_`` maps subject index to device index), the shared predictors and
     mapping on ``device[0]``; only modes and loss values cross devices.
+
+    References
+    ----------
+    .. [1] William Bishop (Janelia Research Campus), janelia_core,
+       ``janelia_core.ml.latent_regression`` (``regression.py``, ``subject_models.py``,
+       ``group_maps.py``; read at commit 78e7f69): ``MultiSubjectRegressionFitter``,
+       ``SubjectRegressionCollection``.
 
     Examples
     --------

@@ -15,7 +15,8 @@ _COMMON_DOC = """{summary}
 
     with diagonal Gaussian noise ``y = mean + ε``, ``ε ~ N(0, diag(v))``. The fit
     maximises the likelihood (minimises the mean negative log-likelihood plus the
-    optional penalties). Read more in :ref:`the user guide <reduced_rank>`.
+    optional penalties). The models are janelia_core's reduced-rank models [1]_. Read
+    more in :ref:`the user guide <reduced_rank>`.
 
     Parameters
     ----------
@@ -59,6 +60,14 @@ _COMMON_DOC = """{summary}
     See Also
     --------
     {see_also}
+    skneuro.latent_regression.MultiSubjectLatentRegressor : Reduced-rank regression shared
+        across subjects, with loadings predicted from neuron properties.
+
+    References
+    ----------
+    .. [1] William Bishop (Janelia Research Campus), janelia_core,
+       ``janelia_core.ml.reduced_rank_models`` (read at commit 5f52e5e): ``RRLinearModel``,
+       ``RRSigmoidModel``, ``RRExpModel``, ``RRReluModel``.
 
     Examples
     --------

@@ -33,28 +33,36 @@ class RateRNNRegressor(RateRNNBase):
         \qquad \hat y_t = W_{out} f(x_{t+1}) + b_{out},
 
     with α = dt/τ, connectivity masks, optional no-autapse and Dale's-law constraints (E
-    units first; only E units feed the outputs). Trained by the engine on the masked mean
-    squared error (divided by all entries, as PsychRNN) plus optional penalties; the
-    recurrent noise acts in training only.
+    units first; only E units feed the outputs) [1]_ [2]_. Trained by the engine on the
+    masked mean squared error (divided by all entries, as PsychRNN) plus optional
+    penalties; the recurrent noise acts in training only. Fixed points of the fitted
+    network (:func:`~skneuro.analysis.find_fixed_points`) open the black box [3]_.
 
     Parameters
     ----------
     n_rec : int, default=50
-    dt, tau : float, default=10.0, 100.0
-    rec_noise : float, default=0.0
-        σ of the recurrent noise during training (and :meth:`simulate`).
-    activation : {"relu", "tanh", "sigmoid", "softplus", "linear"}, default="relu"
+        Number of recurrent units.
+    {rate_rnn_parameters}
     dale_ratio : float or None, default=None
-        Fraction of excitatory units (0 < r <= 1); None: no Dale's law.
+        Fraction of excitatory units (0 < r <= 1), placed first; each unit's outgoing
+        weights then keep its sign and only excitatory units feed the outputs. None: no
+        Dale's law.
     autapses : bool, default=True
-    input_connectivity, rec_connectivity, output_connectivity : array-like or None
-        Non-negative masks (n_rec, n_in), (n_rec, n_rec), (n_out, n_rec).
+        Allow self-connections; False zeroes the diagonal of the recurrent mask.
+    input_connectivity, rec_connectivity, output_connectivity : array-like or None, default=None
+        0/1 masks of shapes (n_rec, n_in), (n_rec, n_rec) and (n_out, n_rec): 1 where a
+        connection exists. Masked weights are zero and stay zero. None: all connected.
     init : str or WeightInitializer, default="gaussian_spectral_radius"
         "gaussian_spectral_radius", "alpha_identity", a random scheme name (all matrices)
         or a :class:`WeightInitializer` whose arrays and constraints are used.
     spectral_radius : float, default=1.1
+        Spectral radius of the initial recurrent matrix (``init="gaussian_spectral_radius"``).
     radius_of : {"effective", "raw"}, default="effective"
+        Which matrix gets ``spectral_radius``: the effective ``W_rec`` (masks, no autapses
+        and Dale signs applied; exact) or the raw weights before them (PsychRNN's choice).
     alpha_identity : float, default=1.0
+        Diagonal value α of the initial recurrent matrix ``α·I`` (``init="alpha_identity"``;
+        balanced between E and I units under Dale's law).
     input_scaling : {"fan_in", "glorot"}, default="fan_in"
         Variance of the initial input weights drawn by a Glorot scheme (the built-in
         initializers): ``1/fan_in`` (LeCun; each unit gets an O(1) input current, as the
@@ -63,27 +71,35 @@ class RateRNNRegressor(RateRNNBase):
         (all-positive input weights) the selective part of the input is then too weak for
         training to leave its initial plateau in a few hundred updates. A
         :class:`WeightInitializer` passed as ``init`` is used as it is.
-    train_init_state : bool, default=False
-    fixed_params : tuple of str, default=()
-        Parameters among W_in, W_rec, W_out, b_rec, b_out that are not trained.
-    l1_in, l1_rec, l1_out, l2_in, l2_rec, l2_out : float, default=0.0
-        Weight penalties ``l1·Σ|W| + l2·ΣW²`` over the entries of the effective
-        matrices ``W_in``, ``W_rec``, ``W_out`` (sums, as every weight penalty in skneuro).
-    l2_firing_rate : float, default=0.0
-        Penalty on the squared rate, averaged over trials, steps and units.
-    clip_grad_norm : float or None, default=1.0
-        Per-parameter gradient norm clip (PsychRNN's ``clip_by_norm``).
-    solver : {"adam", "lbfgs"}, default="adam"
+    {solver_parameter}
     {engine_parameters}
 
     Attributes
     ----------
     W_in_, W_rec_, W_out_ : ndarray
-        Effective weights (float64).
+        Effective weights (float64), shapes (n_rec, n_in), (n_rec, n_rec), (n_out, n_rec).
     b_rec_, b_out_, init_state_ : ndarray
+        Recurrent bias, output bias and initial state x_0 (float64).
     dale_signs_ : ndarray of shape (n_rec,)
         +1 for excitatory units, -1 for inhibitory (all +1 without Dale's law).
     {engine_attributes}
+
+    See Also
+    --------
+    MultiRegionRNNRegressor : The same network assembled from named brain regions.
+    LeakyRNN : The torch module trained here.
+    WeightInitializer : Initial weights and constraints, PsychRNN's initializers.
+    skneuro.analysis.find_fixed_points : Fixed points of a fitted network.
+    skneuro.datasets.tasks.PerceptualDiscrimination : A cognitive task to train on.
+
+    References
+    ----------
+    .. [1] Ehrlich, Stone, Brandfonbrener, Atanasov and Murray, eNeuro (2021): the PsychRNN
+       package, whose networks, constraints, initializers and tasks this estimator follows.
+    .. [2] Song, Yang and Wang, PLoS Computational Biology (2016): training
+       excitatory-inhibitory recurrent networks on cognitive tasks under Dale's law.
+    .. [3] Sussillo and Barak, "Opening the black box", Neural Computation (2013): fixed
+       points and linearized dynamics of trained recurrent networks.
 
     Examples
     --------

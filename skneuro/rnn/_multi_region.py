@@ -62,17 +62,16 @@ class MultiRegionRNNRegressor(RateRNNBase):
         \qquad \hat y_t = W_{out} f(x_{t+1}) + b_{out},
 
     with ``b_rec`` the regions' ``base_firing`` (trained only in regions with
-    ``learnable_bias``) and ``x_0`` their ``init`` values.
+    ``learnable_bias``) and ``x_0`` their ``init`` values. The configuration, update and
+    analyses follow mRNNTorch [1]_ (with RNNToolkit [2]_); Dale's-law regions as in
+    Song, Yang and Wang [3]_; fixed points as in Sussillo and Barak [4]_.
 
     Parameters
     ----------
     config : dict or str or path-like
         The region configuration (see :func:`parse_config`), or a JSON file with it. Read
         and validated in :meth:`fit`; never modified.
-    dt, tau : float, default=10.0, 100.0
-    rec_noise : float, default=0.0
-        σ_rec of the recurrent noise during training (and :meth:`simulate`).
-    activation : {"relu", "tanh", "sigmoid", "softplus", "linear"}, default="relu"
+    {rate_rnn_parameters}
     readout : list of str or None, default=None
         Regions (or parents) that feed the outputs; None: the config's ``readout`` (default
         all regions).
@@ -80,16 +79,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
         σ_in of the noise added to the inputs during training (and :meth:`simulate`).
     spectral_radius : float or None, default=None
         If set, the initial effective recurrent matrix is scaled to this spectral radius.
-    train_init_state : bool, default=False
-    fixed_params : tuple of str, default=()
-        Parameters among W_in, W_rec, W_out, b_rec, b_out that are not trained.
-    l1_in, l1_rec, l1_out, l2_in, l2_rec, l2_out : float, default=0.0
-        Weight penalties ``l1·Σ|W| + l2·ΣW²`` over the entries of the effective
-        matrices ``W_in``, ``W_rec``, ``W_out`` (sums, as every weight penalty in skneuro).
-    l2_firing_rate : float, default=0.0
-    clip_grad_norm : float or None, default=1.0
-        Per-parameter gradient norm clip.
-    solver : {"adam", "lbfgs"}, default="adam"
+    {solver_parameter}
     {engine_parameters}
 
     Attributes
@@ -97,7 +87,9 @@ class MultiRegionRNNRegressor(RateRNNBase):
     W_in_, W_rec_, W_out_ : ndarray
         Effective weights (float64), shapes (n_rec, n_in), (n_rec, n_rec), (n_out, n_rec).
     b_rec_, b_out_, init_state_ : ndarray
+        Recurrent bias (the regions' ``base_firing``), output bias and initial state x_0.
     region_slices_, input_slices_ : dict of str to slice
+        The units of each recurrent region and of each input, in config order.
     dale_signs_ : ndarray of int, shape (n_rec,)
         +1 excitatory, -1 inhibitory, 0 mixed units.
     rec_mask_, input_mask_ : ndarray
@@ -105,6 +97,25 @@ class MultiRegionRNNRegressor(RateRNNBase):
     config_ : dict
         The normalized configuration (defaults filled in).
     {engine_attributes}
+
+    See Also
+    --------
+    RateRNNRegressor : The same dynamics with PsychRNN's whole-network constraints.
+    config_from_mrnntorch : Convert an mRNNTorch JSON configuration.
+    skneuro.analysis.Linearization : Jacobians of region subsets of a fitted network.
+    skneuro.analysis.find_fixed_points : Fixed points and their stability.
+    skneuro.analysis.flow_field : 2-D flow fields of the dynamics.
+
+    References
+    ----------
+    .. [1] mRNNTorch, multi-region leaky RNNs in PyTorch (toolkit, read at commit
+       972b2e1): ``mRNN``, ``mLinearization``, ``mFixedPointFinder``, ``mFlowFieldFinder``.
+    .. [2] RNNToolkit (toolkit, read at commit 279c5e2), on which mRNNTorch's fixed-point
+       and flow-field finders are built.
+    .. [3] Song, Yang and Wang, PLoS Computational Biology (2016): training
+       excitatory-inhibitory recurrent networks on cognitive tasks under Dale's law.
+    .. [4] Sussillo and Barak, "Opening the black box", Neural Computation (2013): fixed
+       points and linearized dynamics of trained recurrent networks.
 
     Examples
     --------

@@ -38,6 +38,33 @@ callback : callable or None, default=None
     Called as ``callback(epoch, loss)`` after every epoch (iteration for L-BFGS). Raising
     ``KeyboardInterrupt`` in it stops the fit like Ctrl-C: the estimator is left fitted
     with the parameters of the best epoch so far, and ``n_iter_`` says how far it got.""",
+    "solver_parameter": """
+solver : {{"adam", "lbfgs"}}, default="adam"
+    Optimizer: minibatch Adam, or full-batch L-BFGS with a strong-Wolfe line search
+    (``batch_size`` is then ignored and ``max_iter`` counts L-BFGS iterations).""",
+    "rate_rnn_parameters": """
+dt, tau : float, default=10.0, 100.0
+    Time step and time constant of the units, in the same unit (e.g. ms). The update
+    uses ``α = dt / tau``, which must lie in (0, 1].
+rec_noise : float, default=0.0
+    σ_rec, the standard deviation of the recurrent noise ``sqrt(2α)·σ_rec·ξ_t`` added to
+    the states in training and in :meth:`simulate`; :meth:`predict` is noise-free.
+activation : {{"relu", "tanh", "sigmoid", "softplus", "linear"}}, default="relu"
+    The transfer function f that turns states x into rates ``r = f(x)``.
+train_init_state : bool, default=False
+    Train the initial state ``x_0`` (shared by all trials, fitted as ``init_state_``);
+    otherwise it stays at its initial value.
+fixed_params : tuple of str, default=()
+    Parameters among W_in, W_rec, W_out, b_rec, b_out that are not trained (held at
+    their initial values).
+l1_in, l1_rec, l1_out, l2_in, l2_rec, l2_out : float, default=0.0
+    Weight penalties ``l1·Σ|W| + l2·ΣW²`` over the entries of the effective
+    matrices ``W_in``, ``W_rec``, ``W_out`` (sums, as every weight penalty in skneuro).
+l2_firing_rate : float, default=0.0
+    Penalty on the squared rate, averaged over trials, steps and units.
+clip_grad_norm : float or None, default=1.0
+    Clip each parameter's gradient to this norm separately (PsychRNN's per-variable
+    ``clip_by_norm``), after accumulation over chunks; None: no clipping.""",
     "engine_attributes": """
 module_ : torch.nn.Module
     The trained torch module, on ``device_``.

@@ -120,6 +120,7 @@ def _walk(seed, c_grad_std):
     return module, snapshots
 
 
+@pytest.mark.slow  # ~15 s
 def test_flat_loss_without_noise_stays_put():
     for seed in range(N_SEEDS):
         module, _ = _walk(seed, c_grad_std=0.0)
@@ -128,6 +129,7 @@ def test_flat_loss_without_noise_stays_put():
         assert torch.equal(module.m.detach(), torch.zeros(N_WALK_BUMPS))
 
 
+@pytest.mark.slow  # ~15 s
 def test_flat_loss_with_noise_is_a_random_walk():
     at_100, at_200 = [], []
     for seed in range(N_SEEDS):

@@ -1,12 +1,11 @@
-"""MultiSubjectLatentRegressor: replacement check suite, recovery, moments, batching, errors (spec §4, §5).
+"""MultiSubjectLatentRegressor: recovery, moments, batching, errors (spec §4, §5).
 
 sklearn's own estimator checks feed 2-D arrays; a multi-subject estimator takes a list of
-``SubjectData`` (one "sample" per subject), so this file covers the same ground itself
-(ARCHITECTURE.md, "replacement check suite").
+``SubjectData`` (one "sample" per subject), so the replacement check suite (clone, params,
+pickling, idempotent fit, not-fitted errors, bad shapes, NaN, unchanged inputs, model
+selection) runs in ``tests/test_common_nd.py``; this file keeps what is particular to it.
 """
 
-import copy
-import inspect
 import pickle
 import warnings
 
@@ -14,9 +13,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
-from sklearn.model_selection import GridSearchCV, LeaveOneOut, cross_val_score
 
 from skneuro.bumps import SumOfBumpFcns
 from skneuro.datasets import make_multi_subject_latent_regression
@@ -73,58 +70,11 @@ def _split_inputs(subject, cut=6):
     return SubjectData(subject.subject_id, (x[:, :cut], x[:, cut:]), (R[:cut], R[cut:]), Q)
 
 
-# ======================================================= replacement check suite
-def test_clone_and_params_round_trip(fitted):
-    est = MultiSubjectLatentRegressor(
-        3, n_bumps=7, mapping="linear", subject_params=("scales",), min_var=1e-2, batch_size=5, random_state=4
-    )
-    params = est.get_params()
-    assert set(params) == set(inspect.signature(MultiSubjectLatentRegressor).parameters)
-    assert {"n_components", "mode_predictor", "mapping", "subject_params", "min_var", "random_state"} <= set(params)
-    twin = clone(est)
-    assert twin is not est and twin.get_params() == params
-    other = MultiSubjectLatentRegressor().set_params(**params)
-    assert other.get_params() == params
-    assert est.set_params(n_components=1) is est and est.n_components == 1
-    with pytest.raises(ValueError, match="Invalid parameter"):
-        est.set_params(n_modes=2)
-    # a clone of a fitted estimator is unfitted, with the same parameters
-    fresh = clone(fitted)
-    assert fresh.get_params() == fitted.get_params() and not hasattr(fresh, "module_")
-    with pytest.raises(NotFittedError):
-        fresh.predict([])
-
-
+# ================================================ family-specific contract
 def test_clone_copies_a_mapping_module():
     mapping = LinearMapping(1, 1, 2, dtype=torch.float64)
     twin = clone(MultiSubjectLatentRegressor(mapping=mapping))
     assert isinstance(twin.mapping, LinearMapping) and twin.mapping is not mapping
-
-
-def test_pickle_round_trip_gives_identical_predictions(fitted, data):
-    X, _ = data
-    back = pickle.loads(pickle.dumps(fitted))
-    assert back.get_params() == fitted.get_params()
-    assert back.subject_ids_ == fitted.subject_ids_ == ["s0", "s1"]
-    for a, b in zip(back.predict(X), fitted.predict(X)):  # seen and unseen subjects
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(back.predict_modes(X[2]), fitted.predict_modes(X[2])):
-        np.testing.assert_array_equal(a, b)
-    assert back.loss_curve_ == fitted.loss_curve_
-    np.testing.assert_array_equal(back.scales_["s0"], fitted.scales_["s0"])
-
-
-@pytest.mark.skipif(CUDA, reason="simulates a machine without CUDA")
-def test_state_fitted_on_cuda_unpickles_on_cpu_with_a_warning(fitted, data):
-    X, _ = data
-    state = fitted.__getstate__()
-    state["device_"] = "cuda:0"
-    restored = MultiSubjectLatentRegressor.__new__(MultiSubjectLatentRegressor)
-    with pytest.warns(UserWarning, match="'cuda:0'.*mapped to 'cpu'"):
-        restored.__setstate__(state)
-    assert restored.device_ == torch.device("cpu")
-    for a, b in zip(restored.predict(X), fitted.predict(X)):
-        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
@@ -158,68 +108,6 @@ def test_fit_on_cuda_matches_cpu_and_unpickles_on_cpu(data, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 
-def test_deepcopy_gives_identical_predictions(fitted, data):
-    X, _ = data
-    twin = copy.deepcopy(fitted)
-    for a, b in zip(twin.predict(X), fitted.predict(X)):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("batch_size", [None, 64])
-def test_fit_is_idempotent(data, batch_size):
-    X, y = data
-    est = MultiSubjectLatentRegressor(**{**FAST, "max_iter": 5}, batch_size=batch_size)
-    first = est.fit(X[:2], y[:2]).predict(X)
-    curve, state = list(est.loss_curve_), _state(est)
-    second = est.fit(X[:2], y[:2]).predict(X)
-    assert est.loss_curve_ == curve
-    for a, b in zip(first, second):
-        np.testing.assert_array_equal(a, b)
-    for name, value in _state(est).items():
-        assert torch.equal(value, state[name]), name
-
-
-@pytest.mark.parametrize("mode_predictor", ["bumps", "mlp"])
-def test_same_random_state_gives_identical_loss_curve(data, mode_predictor):
-    X, y = data
-    kwargs = {**FAST, "max_iter": 5, "batch_size": 50, "mode_predictor": mode_predictor, "hidden_layer_sizes": (8,)}
-    a = MultiSubjectLatentRegressor(**kwargs).fit(X, y)
-    b = MultiSubjectLatentRegressor(**kwargs).fit(X, y)
-    assert a.loss_curve_ == b.loss_curve_ and len(a.loss_curve_) == 5
-    c = MultiSubjectLatentRegressor(**{**kwargs, "random_state": 1}).fit(X, y)
-    assert c.loss_curve_ != a.loss_curve_
-
-
-def test_not_fitted_error(data):
-    X, y = data
-    est = MultiSubjectLatentRegressor()
-    for call in (
-        lambda: est.predict(X),
-        lambda: est.transform(X),
-        lambda: est.score(X, y),
-        lambda: est.predict_modes(X[0]),
-    ):
-        with pytest.raises(NotFittedError):
-            call()
-
-
-def test_cross_val_score_leave_one_subject_out(data):
-    X, y = data
-    scores = cross_val_score(MultiSubjectLatentRegressor(**FAST), X, y, cv=LeaveOneOut())
-    assert scores.shape == (3,) and np.isfinite(scores).all()
-
-
-def test_grid_search_over_n_components(data):
-    X, y = data
-    search = GridSearchCV(MultiSubjectLatentRegressor(**FAST), {"n_components": [1, 2]}, cv=LeaveOneOut())
-    search.fit(X, y)
-    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-    assert search.best_params_["n_components"] in (1, 2)
-    best = search.best_estimator_
-    assert best.subject_ids_ == ["s0", "s1", "s2"]
-    assert best.predict_modes(X[0])[1].shape == (X[0].n_outputs[0], best.n_components)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_outputs_are_float64_lists_and_empty_subjects_work(data, dtype):
     X, y = data
@@ -238,43 +126,6 @@ def test_outputs_are_float64_lists_and_empty_subjects_work(data, dtype):
     for d in (est.scales_, est.offsets_, est.noise_variance_):
         assert all(v.dtype == np.float64 for v in d.values())
     assert isinstance(est.score(X, y), float)
-
-
-@pytest.mark.parametrize("mode_predictor", ["bumps", "mlp"])
-@pytest.mark.parametrize("random_state", [0, None])
-def test_global_random_states_are_untouched(data, mode_predictor, random_state):
-    X, y = data
-    np.random.seed(123)
-    torch.manual_seed(123)
-    np_state, torch_state = np.random.get_state(), torch.get_rng_state().clone()
-    est = MultiSubjectLatentRegressor(
-        **{**FAST, "max_iter": 3}, mode_predictor=mode_predictor, hidden_layer_sizes=(8,), batch_size=50
-    )
-    est.set_params(random_state=random_state).fit(X[:2], y[:2])
-    est.predict(X)
-    est.score(X, y)
-    after = np.random.get_state()
-    assert np.array_equal(np_state[1], after[1]) and np_state[2] == after[2]
-    assert torch.equal(torch_state, torch.get_rng_state())
-
-
-def test_inputs_are_never_modified(data):
-    X, y = data
-    arrays = [(s.x, s.input_properties, s.output_properties) for s in X]
-    saved = [tuple(a.copy() for a in group) for group in arrays]
-    y_saved = [a.copy() for a in y]
-    est = MultiSubjectLatentRegressor(**{**FAST, "max_iter": 3}, dtype="float32").fit(X[:2], y[:2])
-    est.predict(X)
-    est.transform(X)
-    est.score(X, y)
-    est.predict_modes(X[2])
-    for s, group, copies in zip(X, arrays, saved):
-        assert (s.x, s.input_properties, s.output_properties) == group  # the same objects
-        for a, b in zip(group, copies):
-            np.testing.assert_array_equal(a, b)
-            assert a.dtype == b.dtype
-    for a, b in zip(y, y_saved):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_a_mapping_module_given_as_parameter_is_not_trained_in_place(data):
@@ -298,14 +149,6 @@ def test_score_is_the_mean_of_pooled_r2(fitted, data):
         [r2_score(t, p, multioutput="variance_weighted") for t, p in zip(y, fitted.predict(X))]
     )  # fmt: skip
     assert fitted.score(X, y) == pytest.approx(expected, rel=1e-12)
-
-
-def test_a_failed_fit_leaves_the_estimator_unfitted(data):
-    X, y = data
-    est = MultiSubjectLatentRegressor(**FAST)
-    with pytest.raises(ValueError):
-        est.fit(X[:2], y[:1])
-    assert not hasattr(est, "module_")
 
 
 # ============================================================ spec §5: recovery

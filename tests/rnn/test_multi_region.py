@@ -1,20 +1,17 @@
-"""MultiRegionRNNRegressor: 3-D replacement checks, config errors, masks and signs, region helpers,
-mRNNTorch quirks (spec multi_region.md §4), model equations and noise."""
+"""MultiRegionRNNRegressor: config errors, masks and signs, region helpers,
+mRNNTorch quirks (spec multi_region.md §4), model equations and noise. The contract shared
+with the other 3-D and list-input estimators is checked in ``tests/test_common_nd.py``."""
 
 import copy
 import json
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from skneuro.rnn import MultiRegionRNNRegressor, config_from_mrnntorch
-from tests.rnn.test_rnn_estimator import N_IN, N_OUT, N_TRIALS, T, _data, _raises
+from tests.rnn.test_rnn_estimator import N_IN, N_OUT, _data, _raises
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -70,24 +67,7 @@ def initial():
     return _est(fixed_params=ALL_TRAINABLE, max_iter=1).fit(X, y, sample_weight=mask)
 
 
-# ------------------------------------------------------------- sklearn basics
-def test_clone_and_params():
-    est = _est(readout=["c"], fixed_params=("b_rec",), spectral_radius=1.2)
-    params = est.get_params()
-    assert params["readout"] == ["c"] and params["fixed_params"] == ("b_rec",) and params["spectral_radius"] == 1.2
-    assert params["config"] == _config() and params["device"] == "cpu"
-    cloned = clone(est)
-    assert cloned.get_params() == params
-    assert cloned.set_params(activation="tanh") is cloned and cloned.activation == "tanh"
-
-
-def test_init_stores_only():
-    cfg = {"regions": "nonsense"}
-    est = MultiRegionRNNRegressor(cfg, fixed_params=("nope",), dt=500.0, spectral_radius=-1.0)
-    assert est.config is cfg and est.fixed_params == ("nope",) and est.dt == 500.0 and est.spectral_radius == -1.0
-    assert not any(k.endswith("_") and not k.startswith("_") for k in vars(est))
-
-
+# ------------------------------------------------------- fitted attributes
 def test_fit_returns_self_and_attributes(fitted):
     est, X, y, mask = fitted
     assert est.n_features_in_ == N_IN
@@ -102,90 +82,17 @@ def test_fit_returns_self_and_attributes(fitted):
     assert est.rec_mask_.shape == (N_REC, N_REC) and est.input_mask_.shape == (N_REC, N_IN)
     np.testing.assert_array_equal(est.init_state_, np.r_[np.full(4, 0.5), np.zeros(8)])
     assert est.device_ == torch.device("cpu")
-    new = _est(max_iter=1)
-    assert new.fit(X, y, sample_weight=mask) is new
-
-
-def test_not_fitted():
-    X, _, _ = _data()
-    est = _est()
-    for method in (est.predict, est.predict_states, est.simulate):
-        with pytest.raises(NotFittedError):
-            method(X)
-    with pytest.raises(NotFittedError):
-        est.get_weights()
-    with pytest.raises(NotFittedError):
-        est.region_activity(np.zeros((1, 1, N_REC)), "a")
-    with pytest.raises(NotFittedError):
-        est.projection("a", "b")
-    with pytest.raises(NotFittedError):
-        est.weight_subset("a")
-
-
-def test_same_random_state_same_fit(fitted):
-    est, X, y, mask = fitted
-    other = _est().fit(X, y, sample_weight=mask)
-    np.testing.assert_array_equal(est.predict(X), other.predict(X))
-    np.testing.assert_array_equal(est.rec_mask_, other.rec_mask_)
-    third = _est(random_state=1).fit(X, y, sample_weight=mask)
-    assert not np.array_equal(est.predict(X), third.predict(X))
-    assert not np.array_equal(est.rec_mask_, third.rec_mask_)
-
-
-def test_pickle_round_trip_exact(fitted):
-    est, X, _, _ = fitted
-    loaded = pickle.loads(pickle.dumps(est))
-    np.testing.assert_array_equal(est.predict(X), loaded.predict(X))
-    np.testing.assert_array_equal(est.W_rec_, loaded.W_rec_)
-    assert loaded.region_slices_ == est.region_slices_
-    np.testing.assert_array_equal(loaded.region_activity(np.arange(N_REC), "P"), np.r_[B, D])
-
-
-def test_float64_outputs_under_float32(fitted):
-    est, X, y, mask = fitted
-    assert est.module_.W_rec.dtype == torch.float32
-    assert est.predict(X).dtype == np.float64 and est.predict_states(X).dtype == np.float64
     sim = est.simulate(X, random_state=0)
-    assert all(a.dtype == np.float64 for a in sim)
-    assert sim.outputs.shape == (N_TRIALS, T, N_OUT) and sim.states.shape == (N_TRIALS, T, N_REC)
-    assert isinstance(est.score(X, y, sample_weight=mask), float)
+    assert sim.outputs.shape == (len(X), X.shape[1], N_OUT) and sim.states.shape == (len(X), X.shape[1], N_REC)
 
 
-def test_warm_start_continues():
-    X, y, mask = _data()
-    est = _est(max_iter=2, warm_start=True).fit(X, y, sample_weight=mask)
-    first_W, first_loss, module = est.W_rec_.copy(), est.loss_curve_[-1], est.module_
-    est.fit(X, y, sample_weight=mask)
-    assert est.module_ is module
-    assert est.loss_curve_[0] <= first_loss + 1e-6
-    assert not np.array_equal(first_W, est.W_rec_)
-    cold = _est(max_iter=2).fit(X, y, sample_weight=mask)
-    np.testing.assert_array_equal(cold.W_rec_, first_W)
+def test_masks_are_drawn_from_random_state(fitted):
+    est, X, y, mask = fitted
+    np.testing.assert_array_equal(_est(max_iter=1).fit(X, y, sample_weight=mask).rec_mask_, est.rec_mask_)
+    assert not np.array_equal(_est(max_iter=1, random_state=1).fit(X, y, sample_weight=mask).rec_mask_, est.rec_mask_)
 
 
 # ---------------------------------------------------------------- bad input
-def test_bad_input(fitted):
-    est, X, y, mask = fitted
-    _raises("X", est.predict, X[:, :, :1])
-    _raises("X", est.predict, X[:, :, 0])
-    _raises("X", _est().fit, X[:, :, 0], y)
-    _raises("y", _est().fit, X, y[:, :, 0])
-    _raises("X and y", _est().fit, X, y[:-1])
-    for bad in (np.nan, np.inf):
-        Xb = X.copy()
-        Xb[0, 0, 0] = bad
-        _raises("X", _est().fit, Xb, y)
-        _raises("X", est.predict, Xb)
-        yb = y.copy()
-        yb[1, 2, 1] = bad
-        _raises("y", _est().fit, X, yb)
-        mb = mask.copy()
-        mb[0, 5, 0] = bad
-        _raises("sample_weight", _est().fit, X, y, sample_weight=mb)
-    _raises("sample_weight", _est().fit, X, y, sample_weight=np.zeros_like(mask))
-    _raises("sample_weight", _est().fit, X, y, sample_weight=mask[:, :-1])
-
-
 def test_x_last_dim_must_match_config_inputs():
     X, y, _ = _data()
     X3 = np.concatenate([X, X[:, :, :1]], axis=2)
@@ -429,18 +336,6 @@ def test_frozen_w_rec_exactly_initial(initial):
     assert not np.array_equal(warm.W_out_, W_out)
 
 
-def test_global_rng_untouched():
-    X, y, mask = _data()
-    np.random.seed(123)
-    torch.manual_seed(123)
-    np_state, torch_state = np.random.get_state(), torch.get_rng_state()
-    est = _est(rec_noise=0.1, input_noise=0.1, max_iter=1).fit(X, y, sample_weight=mask)
-    est.simulate(X, random_state=0)
-    after = np.random.get_state()
-    assert np.array_equal(after[1], np_state[1]) and after[2] == np_state[2]
-    assert torch.equal(torch.get_rng_state(), torch_state)
-
-
 # --------------------------------------------------------- spectral radius
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 1e-5)])
 def test_spectral_radius(dtype, tol):
@@ -563,15 +458,3 @@ def test_simulate_seeded_and_noise_free_equals_predict():
 
 
 # ------------------------------------------------------------ model selection
-def test_cross_val_score_and_grid_search():
-    X, y, mask = _data()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        scores = cross_val_score(_est(max_iter=1), X, y, params={"sample_weight": mask}, cv=3)
-        search = GridSearchCV(_est(max_iter=1), {"readout": [["a"], ["P"]]}, cv=2).fit(X, y, sample_weight=mask)
-    assert scores.shape == (3,) and np.isfinite(scores).all()
-    assert search.best_params_["readout"] in (["a"], ["P"])
-    assert search.predict(X).shape == y.shape
-    W_out = search.best_estimator_.W_out_
-    kept = A if search.best_params_["readout"] == ["a"] else np.r_[B, D]
-    assert (np.delete(W_out, kept, axis=1) == 0).all() and (W_out[:, kept] != 0).all()

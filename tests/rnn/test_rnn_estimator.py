@@ -1,14 +1,17 @@
-"""RateRNNRegressor: 3-D replacement of the sklearn checks, formulas by hand, constraints, recovery."""
+"""RateRNNRegressor: attributes, formulas by hand, constraints, recovery.
 
-import pickle
+The contract shared with the other 3-D and list-input estimators (clone, params, pickling,
+idempotent fit, not-fitted errors, bad shapes, NaN, model selection) is checked in
+``tests/test_common_nd.py``.
+"""
+
 import warnings
 
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.model_selection import cross_val_score
 
 from skneuro.rnn import LeakyRNN, RateRNNRegressor, WeightInitializer
 
@@ -36,23 +39,7 @@ def fitted():
     return _est().fit(X, y, sample_weight=mask), X, y, mask
 
 
-# ------------------------------------------------------------- sklearn basics
-def test_clone_and_params():
-    est = _est(dale_ratio=0.8, fixed_params=("b_rec",))
-    params = est.get_params()
-    assert params["dale_ratio"] == 0.8 and params["fixed_params"] == ("b_rec",)
-    cloned = clone(est)
-    assert cloned.get_params() == params
-    assert cloned.set_params(n_rec=5) is cloned and cloned.n_rec == 5
-
-
-def test_init_stores_only():
-    # invalid values are accepted by __init__ and rejected by fit
-    est = RateRNNRegressor(n_rec=-1, fixed_params=("nope",), dt=500.0)
-    assert est.n_rec == -1 and est.fixed_params == ("nope",) and est.dt == 500.0
-    assert not any(k.endswith("_") and not k.startswith("_") for k in vars(est))
-
-
+# ------------------------------------------------------- fitted attributes
 def test_fit_returns_self_and_attributes(fitted):
     est, X, y, mask = fitted
     assert est.n_features_in_ == N_IN
@@ -60,94 +47,15 @@ def test_fit_returns_self_and_attributes(fitted):
     assert est.dale_signs_.shape == (8,) and (est.dale_signs_ == 1).all()
     assert len(est.loss_curve_) == est.n_iter_ == 3
     assert est.n_updates_ == 9
-    new = _est(max_iter=1)
-    assert new.fit(X, y, sample_weight=mask) is new
-
-
-def test_not_fitted():
-    X, _, _ = _data()
-    est = _est()
-    for method in (est.predict, est.predict_states, est.simulate):
-        with pytest.raises(NotFittedError):
-            method(X)
-    with pytest.raises(NotFittedError):
-        est.get_weights()
-
-
-def test_same_random_state_same_fit(fitted):
-    est, X, y, mask = fitted
-    other = _est().fit(X, y, sample_weight=mask)
-    np.testing.assert_array_equal(est.predict(X), other.predict(X))
-    third = _est(random_state=1).fit(X, y, sample_weight=mask)
-    assert not np.array_equal(est.predict(X), third.predict(X))
-
-
-def test_pickle_round_trip_exact(fitted):
-    est, X, _, _ = fitted
-    loaded = pickle.loads(pickle.dumps(est))
-    np.testing.assert_array_equal(est.predict(X), loaded.predict(X))
-    np.testing.assert_array_equal(est.W_rec_, loaded.W_rec_)
-
-
-def test_float64_outputs_under_float32(fitted):
-    est, X, y, mask = fitted
-    assert est.module_.W_rec.dtype == torch.float32
-    assert est.predict(X).dtype == np.float64
-    assert est.predict_states(X).dtype == np.float64
+    assert est.module_.W_rec.dtype == torch.float32  # dtype="float32"; outputs are float64 (test_common_nd)
     sim = est.simulate(X, random_state=0)
-    assert all(a.dtype == np.float64 for a in sim)
-    assert sim.outputs.shape == (N_TRIALS, T, N_OUT) and sim.rates.shape == (N_TRIALS, T, 8)
-    assert isinstance(est.score(X, y, sample_weight=mask), float)
-
-
-def test_warm_start_continues():
-    X, y, mask = _data()
-    est = _est(max_iter=2, warm_start=True).fit(X, y, sample_weight=mask)
-    first_updates, first_W, first_loss = est.n_updates_, est.W_rec_.copy(), est.loss_curve_[-1]
-    module = est.module_
-    est.fit(X, y, sample_weight=mask)
-    assert est.module_ is module
-    # n_updates_ counts the optimizer steps of the latest fit (project-wide convention)
-    assert est.n_updates_ == first_updates
-    assert est.loss_curve_[0] <= first_loss + 1e-6  # continues from the fitted module
-    assert not np.array_equal(first_W, est.W_rec_)
-    # without warm_start a refit starts over: same result as the first fit
-    cold = _est(max_iter=2).fit(X, y, sample_weight=mask)
-    np.testing.assert_array_equal(cold.W_rec_, first_W)
-    assert cold.fit(X, y, sample_weight=mask).n_updates_ == first_updates
+    assert sim.outputs.shape == (N_TRIALS, T, N_OUT) and sim.states.shape == sim.rates.shape == (N_TRIALS, T, 8)
 
 
 # ---------------------------------------------------------------- bad input
 def _raises(name, func, *args, **kw):
     with pytest.raises(ValueError, match=name):
         func(*args, **kw)
-
-
-def test_bad_input(fitted):
-    est, X, y, mask = fitted
-    _raises("X", est.predict, X[:, :, :1])
-    _raises("X", est.predict, X[:, :, 0])
-    _raises("X", _est().fit, X[:, :, 0], y)
-    _raises("y", _est().fit, X, y[:, :, 0])
-    _raises("X and y", _est().fit, X, y[:-1])
-    _raises("X and y", _est().fit, X, y[:, :-1])
-    for bad in (np.nan, np.inf):
-        Xb = X.copy()
-        Xb[0, 0, 0] = bad
-        _raises("X", _est().fit, Xb, y)
-        _raises("X", est.predict, Xb)
-        yb = y.copy()
-        yb[1, 2, 1] = bad
-        _raises("y", _est().fit, X, yb)
-        mb = mask.copy()
-        mb[0, 5, 0] = bad
-        _raises("sample_weight", _est().fit, X, y, sample_weight=mb)
-    neg = mask.copy()
-    neg[0, 5, 0] = -1.0
-    _raises("sample_weight", _est().fit, X, y, sample_weight=neg)
-    _raises("sample_weight", _est().fit, X, y, sample_weight=np.zeros_like(mask))
-    _raises("sample_weight", _est().fit, X, y, sample_weight=mask[:, :-1])
-    _raises("sample_weight", est.score, X, y, sample_weight=neg)
 
 
 def test_2d_mask_accepted():
@@ -172,15 +80,6 @@ def test_bad_params():
 
 
 # ------------------------------------------------------------ model selection
-def test_cross_val_score_and_grid_search():
-    X, y, mask = _data()
-    scores = cross_val_score(_est(max_iter=1), X, y, params={"sample_weight": mask}, cv=3)
-    assert scores.shape == (3,) and np.isfinite(scores).all()
-    search = GridSearchCV(_est(max_iter=1), {"n_rec": [5, 8]}, cv=2).fit(X, y, sample_weight=mask)
-    assert search.best_params_["n_rec"] in (5, 8)
-    assert search.predict(X).shape == y.shape
-
-
 # -------------------------------------------------------------- by-hand math
 def test_score_by_hand(fitted, monkeypatch):
     est = clone(fitted[0])
@@ -287,19 +186,6 @@ def test_simulate_seeded_and_predict_deterministic():
     assert not np.array_equal(a.outputs, est.predict(X))
 
 
-def test_global_rng_untouched():
-    X, y, mask = _data()
-    np.random.seed(123)
-    torch.manual_seed(123)
-    np_state, torch_state = np.random.get_state(), torch.get_rng_state()
-    est = _est(rec_noise=0.1, dale_ratio=0.8).fit(X, y, sample_weight=mask)
-    est.simulate(X, random_state=0)
-    est.predict(X)
-    after_np = np.random.get_state()
-    assert after_np[0] == np_state[0] and np.array_equal(after_np[1], np_state[1]) and after_np[2] == np_state[2]
-    assert torch.equal(torch.get_rng_state(), torch_state)
-
-
 # ------------------------------------------------------------------ recovery
 def test_recovery_of_teacher():
     n_in, n_rec, n_out, n_steps = 2, 20, 2, 30
@@ -365,27 +251,8 @@ def test_connectivity_must_be_zero_or_one(name):
         RateRNNRegressor(n_rec=3, max_iter=1, **{name: bad}).fit(X, y)
 
 
-def test_a_model_fitted_on_cuda_unpickles_on_a_cpu_machine():
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present: nothing to map")
-    X, y = np.random.default_rng(0).normal(size=(6, 5, 2)), np.zeros((6, 5, 1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est = RateRNNRegressor(n_rec=4, max_iter=1, batch_size=3, random_state=0).fit(X, y)
-    state = est.__getstate__()
-    state["device_"] = "cuda:0"  # as pickled on a GPU machine
-    clone = RateRNNRegressor.__new__(RateRNNRegressor)
-    with pytest.warns(UserWarning, match="mapped to 'cpu'"):
-        clone.__setstate__(state)
-    assert clone.device_ == torch.device("cpu")
-    np.testing.assert_array_equal(clone.predict(X), est.predict(X))
-
-
 def test_masked_scoring_in_cross_validation_through_metadata_routing():
     from sklearn import config_context
-    from sklearn.model_selection import cross_val_score
 
     from skneuro.datasets.tasks import PerceptualDiscrimination
 
