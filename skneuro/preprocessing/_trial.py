@@ -141,7 +141,8 @@ class TrialScaler(SaveLoadMixin, OneToOneFeatureMixin, _TrialTransformerBase):
     are taken over every time point of every trial, and ``transform`` returns
     ``(X - mean_) / scale_`` in the shape of ``X``. It takes the place of ``StandardScaler``
     in front of a :class:`~skneuro.rnn.RateRNNRegressor` in a
-    :class:`~sklearn.pipeline.Pipeline`.
+    :class:`~sklearn.pipeline.Pipeline` [2]_, as MNE-Python's decoding ``Scaler`` does for
+    epochs of M/EEG data [1]_.
 
     ``sample_weight`` (the output mask) weighs the time points in the statistics, as
     ``StandardScaler(...).fit(rows, sample_weight=...)`` on the rows
@@ -182,6 +183,14 @@ class TrialScaler(SaveLoadMixin, OneToOneFeatureMixin, _TrialTransformerBase):
     -----
     The output is always a float64 ndarray of the shape of ``X``; ``set_output`` accepts
     ``"default"`` only, since a DataFrame cannot hold 3-D trials.
+
+    References
+    ----------
+    .. [1] A. Gramfort et al., "MEG and EEG data analysis with MNE-Python", Frontiers in
+       Neuroscience 7:267, 2013 (the ``mne.decoding`` module: ``Scaler``,
+       ``Vectorizer``, ``SlidingEstimator``).
+    .. [2] F. Pedregosa et al., "Scikit-learn: Machine Learning in Python", Journal of
+       Machine Learning Research 12:2825-2830, 2011.
 
     Examples
     --------
@@ -272,7 +281,8 @@ class TrialTransformer(_TrialTransformerBase):
     The transformer (e.g. :class:`~sklearn.decomposition.PCA`) is cloned and fitted on the
     rows ``X.reshape(-1, n_features)``, one per time point of every trial, and
     ``transform`` maps every time point the same way, returning trials of shape
-    ``(n_trials, n_steps, n_features_out)``. For instance ``TrialTransformer(PCA(3))``
+    ``(n_trials, n_steps, n_features_out)`` (as MNE-Python brings M/EEG epochs into
+    scikit-learn pipelines [1]_). For instance ``TrialTransformer(PCA(3))``
     reduces many input channels to their three leading components before a
     :class:`~skneuro.rnn.RateRNNRegressor`.
 
@@ -307,6 +317,12 @@ class TrialTransformer(_TrialTransformerBase):
     output of a transformer configured for DataFrames (or sparse output) is turned into a
     dense array. ``y`` is not passed to the transformer. ``inverse_transform`` and
     ``get_feature_names_out`` exist when the transformer has them.
+
+    References
+    ----------
+    .. [1] A. Gramfort et al., "MEG and EEG data analysis with MNE-Python", Frontiers in
+       Neuroscience 7:267, 2013 (``mne.decoding.Vectorizer`` and ``SlidingEstimator``
+       bring 3-D data into scikit-learn pipelines the same way).
 
     Examples
     --------
