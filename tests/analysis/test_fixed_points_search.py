@@ -167,7 +167,7 @@ def test_module_in_float32_searched_in_float64():
     assert net.W_rec.requires_grad and float(net.W_rec.detach()) == 2.0
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_module_searched_on_its_device():
     net = _random_net("tanh", 50, 1.5, 0.0)
     starts = _visited_states(net, 8)
