@@ -43,7 +43,8 @@ class FixedPoints:
     jacobians : ndarray of shape (n, n_rec, n_rec)
         State Jacobian of the full network at each point.
     eigenvalues : ndarray of complex, shape (n, n_rec)
-        By descending modulus.
+        Of the Jacobian, by descending modulus; computed once per unique point and shared
+        by the points merged into it (within ``unique_tol``).
     is_stable : ndarray of bool, shape (n,)
         All eigenvalues inside the unit circle (the update is a discrete map).
     unique : ndarray of int
@@ -212,8 +213,11 @@ def find_fixed_points(
         Points farther from the initial centroid than this multiple of the initial states'
         mean distance to it are left out of ``unique``; None keeps all.
     method : {"lm", "adam"}, default="lm"
-        Levenberg–Marquardt with the analytic Jacobian (fast, finds slow points too), or
-        the original Adam search with a plateau schedule.
+        Levenberg–Marquardt with the analytic Jacobian (fast, finds slow points too; the
+        states a first pass leaves above ``tol`` are searched again from their initial
+        values with a more cautious damping, keeping the lower speed), or the original
+        Adam search with a plateau schedule. Both run batched in torch float64 on the
+        device of the model's parameters.
     region_slices : dict of str to slice, optional
         Names of unit slices for a model without them.
 
@@ -275,10 +279,10 @@ def _device_of(model):
 
 
 def _search(net, start, u, S, tol, max_iter, method, device):
-    """Run the search on ``device`` in float64; numpy results, Jacobians and eigenvalues."""
+    """Run the search on ``device`` in float64: states, speeds, gradient norms, n_iter (numpy), Jacobians."""
     opts = {"dtype": torch.float64, "device": device}
     W = torch.as_tensor(net.W_rec, **opts)
-    x_all = torch.as_tensor(start, **opts)
+    x_all = torch.tensor(start, **opts)  # a copy: start stays the initial states
     S_t = torch.as_tensor(S, device=device)
     held = torch.ones(net.n_rec, dtype=torch.bool, device=device)
     held[S_t] = False
