@@ -16,7 +16,8 @@ import torch
 
 __all__ = ["Subsystem", "search_adam", "search_lm"]
 
-_FTOL = 1e-8  # relative decrease of q below which an accepted step counts as stalled
+_FTOL = 1e-6  # relative decrease of q below which an accepted step counts as stalled
+_FTOL_NEWTON = 1e-13  # the same for the Newton polish, which converges quadratically
 _STALLS = 4  # stalled steps in a row that make a slow point
 _MAX_DAMPING = 1e16  # damping past which no step can lower q: a slow point
 _ACCEPT = 1e-4  # actual over predicted decrease of q an accepted step must reach
@@ -33,6 +34,20 @@ def activate(name, x):
     if name == "softplus":
         return torch.nn.functional.softplus(x)
     return x
+
+
+def curvature(name, x):
+    """f''(x) in torch (0 for relu and linear)."""
+    if name == "tanh":
+        t = torch.tanh(x)
+        return -2.0 * t * (1.0 - t * t)
+    if name == "sigmoid":
+        s = torch.sigmoid(x)
+        return s * (1.0 - s) * (1.0 - 2.0 * s)
+    if name == "softplus":
+        s = torch.sigmoid(x)
+        return s * (1.0 - s)
+    return torch.zeros_like(x)
 
 
 def slope(name, x):
@@ -77,18 +92,30 @@ class Subsystem:
         A.diagonal(dim1=-2, dim2=-1).add_(1.0)
         return A
 
+    def normal_diagonal(self, d):
+        """The diagonal of ``JᵀJ``: squared column norms of J (positive; Marquardt's scaling)."""
+        return d * d * self.M.diagonal() - 2.0 * d * self.W.diagonal() + 1.0
+
+    def hessian(self, x, r):
+        """``JᵀJ + diag(f''(x) ⊙ Wᵀr)``: the Hessian of ½‖r‖², exact."""
+        A = self.normal_matrix(slope(self.activation, x))
+        A.diagonal(dim1=-2, dim2=-1).add_(curvature(self.activation, x) * (r @ self.W))
+        return A
+
     def gradient(self, x, r):
         """``Jᵀ r`` (∇q = α² Jᵀ r)."""
         return slope(self.activation, x) * (r @ self.W) - r
 
 
 def search_lm(sub, x, tol, max_iter):
-    """Levenberg–Marquardt from every state, then again, more cautiously, from those that failed.
+    """Levenberg–Marquardt from every state, again more cautiously where it failed, then polish.
 
     The first pass starts near Gauss–Newton (damping 1e-3); a state it leaves above ``tol``
     (at a slow point, or out of iterations) is searched again from its initial state with
     damping 1, which takes shorter first steps and often reaches another basin; each state
-    keeps the lower of its two speeds. ``n_iter`` counts the iterations of both passes.
+    keeps the lower of its two speeds. A state still above ``tol`` is then polished by
+    damped Newton steps on q with its exact Hessian (Gauss–Newton converges only linearly
+    to a minimum of q above 0, a slow point). ``n_iter`` counts the iterations of all passes.
     """
     x0 = x.clone()
     x, q, n_iter = _lm_pass(sub, x, tol, max_iter, 1e-3)
@@ -99,17 +126,24 @@ def search_lm(sub, x, tol, max_iter):
         lower = q_again < q[retry]
         x[retry[lower]], q[retry[lower]] = x_again[lower], q_again[lower]
         n_iter[retry] += n_again
+        slow = retry[q[retry] >= tol]
+        if slow.numel():
+            part = Subsystem(sub.W, sub.drive[slow], sub.alpha, sub.activation)
+            x[slow], q[slow], n_polish = _lm_pass(part, x[slow], tol, max_iter, 1e-3, newton=True)
+            n_iter[slow] += n_polish
     return x, q, n_iter
 
 
-def _lm_pass(sub, x, tol, max_iter, initial_damping):
+def _lm_pass(sub, x, tol, max_iter, initial_damping, newton=False):
     """Batched Levenberg–Marquardt on r, each state with its own damping, stopping on its own.
 
     Marquardt's scaling by the running maximum of ``JᵀJ``'s diagonal (MINPACK's), damping
     updated from the ratio of actual to predicted decrease (Nielsen's rule). A state stops
     when ``q < tol``; at a slow point (a local minimum of q above tol) when accepted steps
-    no longer lower q by a relative 1e-8 four times running, or when no damping finds a
-    lower q; or after ``max_iter`` iterations.
+    no longer lower q by a relative 1e-6 (1e-13 for Newton) four times running, or when no damping finds a
+    lower q; or after ``max_iter`` iterations. ``newton=True`` adds the second-order term
+    of q's Hessian (a damped Newton search on q; Cholesky fails where it is indefinite,
+    and the damping rises until it is not).
     """
     n = x.shape[0]
     opts = {"dtype": x.dtype, "device": x.device}
@@ -127,9 +161,10 @@ def _lm_pass(sub, x, tol, max_iter, initial_damping):
             break
         rows = slice(None) if idx.numel() == n else idx  # all searching: no gathers
         # recomputing JᵀJ costs about what keeping it for rejected steps would (one pass)
-        A = sub.normal_matrix(slope(sub.activation, x[rows]))
+        d = slope(sub.activation, x[rows])
+        A = sub.hessian(x[rows], r[rows]) if newton else sub.normal_matrix(d)
         g = sub.gradient(x[rows], r[rows])
-        scale[rows] = torch.maximum(scale[rows], torch.diagonal(A, dim1=-2, dim2=-1))
+        scale[rows] = torch.maximum(scale[rows], sub.normal_diagonal(d))
         damp = lam[rows, None] * scale[rows] + 1e-300
         A.diagonal(dim1=-2, dim2=-1).add_(damp)
         L, info = torch.linalg.cholesky_ex(A)
@@ -141,7 +176,7 @@ def _lm_pass(sub, x, tol, max_iter, initial_damping):
         ratio = (q[rows] - q_trial) / predicted
         better = (info == 0) & torch.isfinite(q_trial) & (q_trial < q[rows]) & (ratio > _ACCEPT)
         acc, rej = idx[better], idx[~better]
-        stalled = better & (q[rows] - q_trial <= _FTOL * q[rows])
+        stalled = better & (q[rows] - q_trial <= (_FTOL_NEWTON if newton else _FTOL) * q[rows])
         x[acc], r[acc], q[acc] = trial[better], r_trial[better], q_trial[better]
         lam[acc] *= torch.clamp(1 - (2 * ratio[better] - 1) ** 3, min=1 / 3)
         nu[acc] = 2.0
