@@ -23,9 +23,12 @@ the classic figure.
 # the task's ``accuracy`` is the fraction of the remaining (held) bits whose output has
 # the right sign.
 
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from skneuro.analysis import find_fixed_points
 from skneuro.datasets.tasks import FlipFlop
@@ -34,8 +37,10 @@ from skneuro.rnn import RateRNNRegressor
 torch.set_num_threads(1)
 task = FlipFlop(n_bits=3, pulse_probability=0.05, T=1000)
 X, y, mask, _ = task.generate(1024, random_state=0)
-rnn = RateRNNRegressor(64, activation="tanh", learning_rate=1e-2, max_iter=60, random_state=0)
-rnn.fit(X, y, sample_weight=mask)
+rnn = RateRNNRegressor(64, activation="tanh", learning_rate=1e-2, max_iter=80, random_state=0)
+with warnings.catch_warnings():  # a fixed budget of epochs: the loss is still falling at the end
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    rnn.fit(X, y, sample_weight=mask)
 
 X_test, y_test, mask_test, _ = task.generate(256, random_state=1)
 sim = rnn.simulate(X_test, noise=False)
@@ -84,15 +89,20 @@ print(f"distinct sign patterns held by the stable fixed points: {len(patterns)}"
 # %%
 # The classic figure
 # ------------------
-# Trajectories and fixed points in the space of the states' first three principal
-# components. Stable fixed points are filled and coloured by the pattern they hold;
-# saddles are open circles, with a short segment along their most unstable direction.
-# Right: the eigenvalues of the Jacobian at a stable point and at a saddle (the discrete
-# map is stable inside the unit circle).
+# Fixed points and eight trials in the space of the first three principal components of
+# the states the network visits while it holds its bits (steps at least 5 steps after any
+# pulse; the pulses themselves kick the state far away for a few steps). Stable fixed
+# points are filled and coloured by the pattern they hold; saddles are open circles, with a
+# segment along their most unstable direction, which points to the two memories the saddle
+# separates. Right: the eigenvalues of the Jacobian at a stable point and at a saddle (the
+# discrete map is stable inside the unit circle; the saddle has one eigenvalue outside).
 
-states = sim.states.reshape(-1, rnn.n_rec)
-mean = states.mean(0)
-components = np.linalg.svd(states - mean, full_matrices=False)[2][:3]
+recent_pulse = np.zeros(X_test.shape[:2], dtype=bool)
+for lag in range(5):
+    recent_pulse[:, lag:] |= (X_test[:, : X_test.shape[1] - lag] != 0).any(-1)
+held_states = sim.states[~recent_pulse]
+mean = held_states.mean(0)
+components = np.linalg.svd(held_states - mean, full_matrices=False)[2][:3]
 
 
 def project(x):
@@ -101,17 +111,22 @@ def project(x):
 
 fig = plt.figure(figsize=(10, 4.8))
 ax = fig.add_subplot(1, 2, 1, projection="3d")
-for trial in range(6):
-    ax.plot(*project(sim.states[trial]).T, color="0.6", lw=0.7, alpha=0.8)
+for trial in range(8):
+    segments = np.split(np.arange(task.n_steps), np.flatnonzero(np.diff(recent_pulse[trial].astype(int))) + 1)
+    for steps in segments:
+        if not recent_pulse[trial, steps[0]]:
+            ax.plot(*project(sim.states[trial, steps]).T, color="0.35", lw=0.9, alpha=0.7)
 bits = (np.sign(readout) > 0).astype(int) @ np.array([4, 2, 1])
 for i in np.flatnonzero(stable):
-    ax.scatter(*project(points.states[i]), color=plt.cm.tab10(bits[i]), s=60, edgecolor="k", depthshade=False)
-for i in np.flatnonzero(fixed & ~stable):
-    ax.scatter(*project(points.states[i]), facecolor="none", edgecolor="k", s=40, depthshade=False)
+    ax.scatter(*project(points.states[i]), color=plt.cm.tab10(bits[i]), s=70, edgecolor="k", depthshade=False)
+saddles = np.flatnonzero(fixed & ~stable)
+scale = np.linalg.norm(project(points.states[stable]) - project(points.states[stable]).mean(0), axis=1).mean()
+for i in saddles:
+    ax.scatter(*project(points.states[i]), facecolor="none", edgecolor="k", s=35, depthshade=False)
     vals, vecs = np.linalg.eig(points.jacobians[i])
-    v = np.real(vecs[:, np.argmax(np.abs(vals))])
-    ends = project(points.states[i] + np.outer([-1.0, 1.0], v / np.linalg.norm(v) * 1.5))
-    ax.plot(*ends.T, color="crimson", lw=1)
+    v = np.real(vecs[:, np.argmax(np.abs(vals))]) @ components.T
+    ends = project(points.states[i]) + np.outer([-1.0, 1.0], v / np.linalg.norm(v) * 0.3 * scale)
+    ax.plot(*ends.T, color="crimson", lw=1.2)
 if (~fixed).any():
     ax.scatter(*project(points.states[~fixed]).T, marker="x", color="orange", s=40, label="slow points")
     ax.legend(loc="upper left", fontsize=8)
@@ -123,8 +138,8 @@ ax.set_title("fixed points (filled: stable, open: saddles)")
 ax2 = fig.add_subplot(1, 2, 2)
 circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
 ax2.plot(circle.real, circle.imag, color="0.5", lw=0.8)
-first_stable, first_saddle = np.flatnonzero(stable)[0], np.flatnonzero(fixed & ~stable)[0]
-for i, label, marker in ((first_stable, "a stable point", "o"), (first_saddle, "a saddle", "x")):
+one_saddle = saddles[np.argmin(n_unstable_dirs[saddles])]
+for i, label, marker in ((np.flatnonzero(stable)[0], "a stable point", "o"), (one_saddle, "a saddle", "x")):
     lam = points.eigenvalues[i]
     ax2.scatter(lam.real, lam.imag, marker=marker, s=18, label=label)
 ax2.set_aspect("equal")
