@@ -198,7 +198,8 @@ def find_fixed_points(
     tol : float, default=1e-12
         A state stops when its speed ``q = ½‖F(x) − x‖²`` falls below ``tol``.
     max_iter : int, default=200
-        Iterations per state at most.
+        Iterations per state at most, in each pass of the search ("lm" makes up to three:
+        see ``method``).
     random_state : int, Generator, RandomState or None
         Draws from trajectories and the jitter.
     regions : sequence of str, array of int or None
@@ -215,8 +216,9 @@ def find_fixed_points(
     method : {"lm", "adam"}, default="lm"
         Levenberg–Marquardt with the analytic Jacobian (fast, finds slow points too; the
         states a first pass leaves above ``tol`` are searched again from their initial
-        values with a more cautious damping, keeping the lower speed), or the original
-        Adam search with a plateau schedule. Both run batched in torch float64 on the
+        values with a more cautious damping, keeping the lower speed, and those still
+        above ``tol`` are polished by damped Newton steps on q, to the slow point's
+        minimum), or the original Adam search with a plateau schedule. Both run batched in torch float64 on the
         device of the model's parameters.
     region_slices : dict of str to slice, optional
         Names of unit slices for a model without them.
