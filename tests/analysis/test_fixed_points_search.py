@@ -176,3 +176,26 @@ def test_cuda_module_searched_on_its_device():
     np.testing.assert_array_equal(gpu.converged, cpu.converged)
     np.testing.assert_allclose(gpu.states, cpu.states, atol=1e-6)
     assert net.W_rec.device.type == "cuda" and net.W_rec.dtype == F64
+
+
+def test_three_bistable_units_hold_eight_memories():
+    # three tanh units with self-weight 2 (each bistable: x ∈ {−x*, 0, x*}) drive three
+    # leaky units: 27 fixed points, 8 stable (one per sign pattern), and saddles with
+    # 1, 2 or 3 unstable directions (12, 6 and 1 of them)
+    rng = np.random.default_rng(3)
+    W = np.zeros((6, 6))
+    W[:3, :3] = 2 * np.eye(3)
+    W[3:, :3] = rng.normal(size=(3, 3))
+    net = leaky(0, 6, "tanh", W_rec=W)
+    fp = find_fixed_points(net, np.zeros(0), rng.normal(scale=2.0, size=(256, 6)), outlier_distance=None)
+    points = fp[fp.unique]
+    assert fp.converged.all() and len(points) == 27
+    bits = np.sort(np.abs(points.states[:, :3]), axis=None)
+    np.testing.assert_allclose(bits[bits > 1e-6], 1.9150080, atol=1e-6)
+    stable = points.is_stable
+    assert stable.sum() == 8
+    assert len({tuple(np.sign(s[:3])) for s in points.states[stable]}) == 8
+    n_unstable = (np.abs(points.eigenvalues) > 1).sum(1)
+    np.testing.assert_array_equal(np.bincount(n_unstable), [8, 12, 6, 1])
+    np.testing.assert_allclose(np.abs(points.eigenvalues[stable][:, 0]), 0.9166372, atol=1e-6)
+    np.testing.assert_allclose(np.abs(points.eigenvalues[n_unstable == 3][0, :3]), 1.1, atol=1e-12)
