@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from skneuro.analysis import find_fixed_points
+from skneuro.analysis import FixedPoints, find_fixed_points
 from skneuro.rnn import LeakyRNN, RateRNNRegressor
 
 from ._nets import F64, leaky
@@ -199,3 +199,13 @@ def test_three_bistable_units_hold_eight_memories():
     np.testing.assert_array_equal(np.bincount(n_unstable), [8, 12, 6, 1])
     np.testing.assert_allclose(np.abs(points.eigenvalues[stable][:, 0]), 0.9166372, atol=1e-6)
     np.testing.assert_allclose(np.abs(points.eigenvalues[n_unstable == 3][0, :3]), 1.1, atol=1e-12)
+
+
+def test_file_without_gradient_norms_loads(tmp_path):
+    net = leaky(0, 1, "tanh", W_rec=[[2.0]])
+    fp = find_fixed_points(net, np.zeros(0), np.array([[-3.0], [3.0]]))
+    arrays = {name: value for name, value in vars(fp).items() if name != "gradient_norms"}
+    np.savez(tmp_path / "old.npz", **arrays)  # as written before gradient norms were recorded
+    back = FixedPoints.load(tmp_path / "old.npz")
+    assert np.isnan(back.gradient_norms).all() and back.gradient_norms.shape == (2,)
+    np.testing.assert_array_equal(back.states, fp.states)
