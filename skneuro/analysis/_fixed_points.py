@@ -205,7 +205,8 @@ def find_fixed_points(
     regions : sequence of str, array of int or None
         Only these units move and enter q; the others keep their initial values.
     n_init : int, default=32
-        States drawn from trajectories.
+        States drawn (without replacement) from trajectories; more than they hold is a
+        ValueError. Not used with an ``(n, n_rec)`` array: all its states are searched.
     noise_scale : float, default=0.0
         Standard deviation of Gaussian jitter added to the initial states.
     unique_tol : float, default=1e-3
