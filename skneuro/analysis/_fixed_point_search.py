@@ -14,26 +14,15 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Subsystem", "search_adam", "search_lm"]
+from ..rnn._modules import _activate, _slope
+
+__all__ = ["Subsystem", "search_adam", "search_lm", "slope"]
 
 _FTOL = 1e-6  # relative decrease of q below which an accepted step counts as stalled
 _FTOL_NEWTON = 1e-13  # the same for the Newton polish, which converges quadratically
 _STALLS = 4  # stalled steps in a row that make a slow point
 _MAX_DAMPING = 1e16  # damping past which no step can lower q: a slow point
 _ACCEPT = 1e-4  # actual over predicted decrease of q an accepted step must reach
-
-
-def activate(name, x):
-    """f(x) in torch."""
-    if name == "relu":
-        return torch.relu(x)
-    if name == "tanh":
-        return torch.tanh(x)
-    if name == "sigmoid":
-        return torch.sigmoid(x)
-    if name == "softplus":
-        return torch.nn.functional.softplus(x)
-    return x
 
 
 def curvature(name, x):
@@ -52,16 +41,7 @@ def curvature(name, x):
 
 def slope(name, x):
     """f'(x) in torch (relu: 1 where x > 0)."""
-    if name == "relu":
-        return (x > 0).to(x.dtype)
-    if name == "tanh":
-        return 1.0 - torch.tanh(x) ** 2
-    if name == "sigmoid":
-        s = torch.sigmoid(x)
-        return s * (1.0 - s)
-    if name == "softplus":
-        return torch.sigmoid(x)
-    return torch.ones_like(x)
+    return _slope(name, x, _activate(name, x))
 
 
 @dataclass
@@ -79,7 +59,7 @@ class Subsystem:
 
     def residual(self, x, idx=None):
         drive = self.drive if idx is None else self.drive[idx]
-        return activate(self.activation, x) @ self.W.T + drive - x
+        return _activate(self.activation, x) @ self.W.T + drive - x
 
     def speed(self, r):
         return 0.5 * self.alpha**2 * (r * r).sum(-1)

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from .._engine.base import make_generators
-from ._fixed_point_search import Subsystem, activate, search_adam, search_lm, slope
+from ..rnn._modules import _activate
+from ._fixed_point_search import Subsystem, search_adam, search_lm, slope
 from ._model import as_array, network_view
 
 __all__ = ["FixedPoints", "find_fixed_points"]
@@ -291,7 +292,7 @@ def _search(net, start, u, S, tol, max_iter, method, device):
     held[S_t] = False
     # units outside S keep their initial values: their pull on S is a constant drive
     drive = torch.tensor(u, **opts) @ torch.as_tensor(net.W_in, **opts).T + torch.as_tensor(net.b_rec, **opts)
-    drive = drive + activate(net.activation, x_all[:, held]) @ W[:, held].T
+    drive = drive + _activate(net.activation, x_all[:, held]) @ W[:, held].T
     sub = Subsystem(W[S_t][:, S_t].contiguous(), drive[:, S_t].contiguous(), net.alpha, net.activation)
     search = search_lm if method == "lm" else search_adam
     x_S, speeds, n_iter = search(sub, x_all[:, S_t].clone(), tol, max_iter)
