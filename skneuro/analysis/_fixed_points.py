@@ -4,7 +4,8 @@ A fixed point of the noise-free update ``F`` with constant input u solves ``F(x,
 the search minimises the speed ``q(x) = ½‖F(x, u) − x‖²`` from many initial states at once,
 each state stopping on its own when ``q < tol``. The default Levenberg–Marquardt search
 uses the analytic Jacobian ``J − I``; ``method="adam"`` is the gradient search of the
-original toolkits.
+original toolkits. Both run batched in torch float64 on the device the model lives on
+(:mod:`._fixed_point_search`).
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import os
 from dataclasses import dataclass, fields
 
 import numpy as np
+import torch
 
 from .._engine.base import make_generators
-from ._model import as_array, network_view, slope
+from ..rnn._modules import _activate
+from ._fixed_point_search import Subsystem, search_adam, search_lm, slope
+from ._model import as_array, network_view
 
 __all__ = ["FixedPoints", "find_fixed_points"]
-
-_FTOL = 1e-6  # relative decrease of q below which a slow point is reached
-_XTOL = 1e-10  # relative step below which a slow point is reached
 
 
 @dataclass
@@ -32,14 +33,19 @@ class FixedPoints:
     states : ndarray of shape (n, n_rec)
     speeds : ndarray of shape (n,)
         ``q = ½‖F(x) − x‖²`` over the searched units.
+    gradient_norms : ndarray of shape (n,)
+        ``‖∇q‖`` over the searched units: near 0 at a fixed point and at a slow point.
     converged : ndarray of bool, shape (n,)
-        ``q < tol``.
+        ``q < tol``: a fixed point. The others are slow points (a local minimum of q above
+        ``tol`` when their gradient norm is small) or searches that ran out of iterations;
+        they are never fixed points.
     n_iter : ndarray of int, shape (n,)
     inputs : ndarray of shape (n, n_in)
     jacobians : ndarray of shape (n, n_rec, n_rec)
         State Jacobian of the full network at each point.
     eigenvalues : ndarray of complex, shape (n, n_rec)
-        By descending modulus.
+        Of the Jacobian, by descending modulus; computed once per unique point and shared
+        by the points merged into it (within ``unique_tol``).
     is_stable : ndarray of bool, shape (n,)
         All eigenvalues inside the unit circle (the update is a discrete map).
     unique : ndarray of int
@@ -49,7 +55,8 @@ class FixedPoints:
     --------
     >>> import numpy as np
     >>> from skneuro.analysis import FixedPoints
-    >>> fp = FixedPoints(states=np.zeros((2, 1)), speeds=np.zeros(2), converged=np.ones(2, bool),
+    >>> fp = FixedPoints(states=np.zeros((2, 1)), speeds=np.zeros(2), gradient_norms=np.zeros(2),
+    ...                  converged=np.ones(2, bool),
     ...                  n_iter=np.ones(2, int), inputs=np.zeros((2, 0)), jacobians=np.zeros((2, 1, 1)),
     ...                  eigenvalues=np.zeros((2, 1), complex), is_stable=np.ones(2, bool),
     ...                  unique=np.array([0]))
@@ -59,6 +66,7 @@ class FixedPoints:
 
     states: np.ndarray
     speeds: np.ndarray
+    gradient_norms: np.ndarray
     converged: np.ndarray
     n_iter: np.ndarray
     inputs: np.ndarray
@@ -100,7 +108,10 @@ class FixedPoints:
         FixedPoints
         """
         with np.load(os.fspath(path), allow_pickle=False) as data:
-            return cls(**{f.name: data[f.name] for f in fields(cls)})
+            values = {f.name: data[f.name] for f in fields(cls) if f.name in data.files}
+        # files written before gradient norms were recorded
+        values.setdefault("gradient_norms", np.full(values["speeds"].shape, np.nan))
+        return cls(**values)
 
 
 def _starting_states(initial_states, n_rec, n_init, noise_scale, rng):
@@ -111,9 +122,16 @@ def _starting_states(initial_states, n_rec, n_init, noise_scale, rng):
         states = states[None]
     elif states.ndim > 2:
         pool = states.reshape(-1, n_rec)
-        if n_init < 1:
+        if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
             raise ValueError(f"n_init must be a positive int; got {n_init!r}.")
-        states = pool[rng.choice(pool.shape[0], size=n_init, replace=n_init > pool.shape[0])]
+        if n_init > pool.shape[0]:
+            raise ValueError(
+                f"n_init={n_init} is larger than the {pool.shape[0]} states initial_states holds; "
+                "lower n_init or pass more states."
+            )
+        states = pool[rng.choice(pool.shape[0], size=n_init, replace=False)]
+    if states.shape[0] == 0:
+        raise ValueError("initial_states holds no state.")
     states = states.copy()
     if noise_scale < 0:
         raise ValueError(f"noise_scale must be non-negative; got {noise_scale!r}.")
@@ -122,108 +140,15 @@ def _starting_states(initial_states, n_rec, n_init, noise_scale, rng):
     return states
 
 
-def _residual(net, x, u, S):
-    return (net.step(x, u) - x)[:, S]
-
-
-def _lm(net, x, u, S, tol, max_iter):
-    """Batched Levenberg–Marquardt on G(x_S) = F_S(x) − x_S, each state on its own."""
-    n, k = x.shape[0], S.size
-    a = net.alpha
-    W_SS = net.W_rec[np.ix_(S, S)]
-    eye = np.eye(k)
-    G = _residual(net, x, u, S)
-    q = 0.5 * (G**2).sum(-1)
-    lam = np.full(n, 1e-3)
-    n_iter = np.zeros(n, dtype=np.int64)
-    flat = np.zeros(n, dtype=np.int64)
-    active = q >= tol
-    for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        xs, Gs = x[idx], G[idx]
-        d = slope(net.activation, xs[:, S])
-        JG = a * W_SS * d[:, None, :] - a * eye  # ∂G/∂x_S = (1-α)I + α W D − I
-        JtJ = np.swapaxes(JG, 1, 2) @ JG
-        g = (np.swapaxes(JG, 1, 2) @ Gs[..., None])[..., 0]
-        diag = np.einsum("nii->ni", JtJ)
-        A = JtJ + lam[idx, None, None] * (eye * (diag[:, None, :] + 1e-12))
-        step = -np.linalg.solve(A, g[..., None])[..., 0]
-        trial = xs.copy()
-        trial[:, S] += step
-        G_trial = _residual(net, trial, u[idx], S)
-        q_trial = 0.5 * (G_trial**2).sum(-1)
-        better = np.isfinite(q_trial) & (q_trial < q[idx])
-        acc = idx[better]
-        # a slow point (a local minimum of q above tol): accepted steps no longer reduce q
-        # by a relative ftol, or no longer move the state by a relative xtol, 5 times running
-        small = (
-            better
-            & (lam[idx] <= 1.0)
-            & (
-                (q[idx] - q_trial <= _FTOL * q[idx])
-                | (np.linalg.norm(step, axis=-1) <= _XTOL * (np.linalg.norm(xs[:, S], axis=-1) + _XTOL))
-            )
-        )
-        x[acc], G[acc], q[acc] = trial[better], G_trial[better], q_trial[better]
-        lam[acc] = np.maximum(lam[acc] / 3.0, 1e-12)
-        rej = idx[~better]
-        lam[rej] = np.minimum(lam[rej] * 4.0, 1e12)
-        n_iter[idx] += 1
-        active[rej[lam[rej] >= 1e12]] = False
-        flat[idx] = np.where(small, flat[idx] + 1, np.where(better, 0, flat[idx]))
-        active[idx[flat[idx] >= 5]] = False
-        active &= q >= tol
-    return x, q, n_iter
-
-
-def _adam(net, x, u, S, tol, max_iter, learning_rate=1e-2, patience=50, factor=0.5):
-    """The original toolkits' search: Adam on q with a plateau schedule, here per state.
-
-    Vectorised over states with the analytic gradient ``∇q = J_Gᵀ G``; each state has its
-    own moments, step count and learning rate (halved after ``patience`` iterations without
-    a relative improvement of 1e-4), and stops moving once its q is below ``tol``.
-    """
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    a = net.alpha
-    W_SS = net.W_rec[np.ix_(S, S)]
-    n = x.shape[0]
-    m, v = np.zeros((n, S.size)), np.zeros((n, S.size))
-    lr = np.full(n, float(learning_rate))
-    best, stall = np.full(n, np.inf), np.zeros(n, dtype=np.int64)
-    n_iter = np.zeros(n, dtype=np.int64)
-    G = _residual(net, x, u, S)
-    q = 0.5 * (G**2).sum(-1)
-    active = q >= tol
-    for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        d = slope(net.activation, x[np.ix_(idx, S)])
-        Gs = G[idx]
-        grad = a * d * (Gs @ W_SS) - a * Gs  # J_Gᵀ G with J_G = α W_SS D − α I
-        n_iter[idx] += 1
-        t = n_iter[idx][:, None]
-        m[idx] = beta1 * m[idx] + (1 - beta1) * grad
-        v[idx] = beta2 * v[idx] + (1 - beta2) * grad**2
-        step = lr[idx, None] * (m[idx] / (1 - beta1**t)) / (np.sqrt(v[idx] / (1 - beta2**t)) + eps)
-        x[np.ix_(idx, S)] -= step
-        G[idx] = _residual(net, x[idx], u[idx], S)
-        q[idx] = 0.5 * (G[idx] ** 2).sum(-1)
-        improved = q[idx] < best[idx] * (1 - 1e-4)
-        best[idx] = np.where(improved, q[idx], best[idx])
-        stall[idx] = np.where(improved, 0, stall[idx] + 1)
-        cut = idx[stall[idx] >= patience]
-        lr[cut] *= factor
-        stall[cut] = 0
-        active &= q >= tol
-    return x, q, n_iter
-
-
 def _unique(states, speeds, inputs, initial, unique_tol, outlier_distance):
+    """Greedy merge by ascending speed: (indices kept, representative of every point).
+
+    A point merged into a kept one (same input, within ``unique_tol``) is represented by
+    it; an outlying or non-finite point represents itself but is not kept.
+    """
     order = np.argsort(speeds, kind="stable")
     keep = []
+    represented_by = np.arange(len(states))
     centroid = initial.mean(0)
     scale = np.linalg.norm(initial - centroid, axis=1).mean()
     if outlier_distance is not None and scale > 0:
@@ -233,12 +158,14 @@ def _unique(states, speeds, inputs, initial, unique_tol, outlier_distance):
     for i in order:
         if far[i] or not np.isfinite(speeds[i]):
             continue
-        if any(
-            np.linalg.norm(states[i] - states[j]) <= unique_tol and np.array_equal(inputs[i], inputs[j]) for j in keep
-        ):
-            continue
+        if keep:
+            kept = np.asarray(keep)
+            near = (np.linalg.norm(states[kept] - states[i], axis=1) <= unique_tol) & (inputs[kept] == inputs[i]).all(1)
+            if near.any():
+                represented_by[i] = kept[np.argmax(near)]
+                continue
         keep.append(i)
-    return np.sort(np.asarray(keep, dtype=np.int64))
+    return np.sort(np.asarray(keep, dtype=np.int64)), represented_by
 
 
 def find_fixed_points(
@@ -272,13 +199,15 @@ def find_fixed_points(
     tol : float, default=1e-12
         A state stops when its speed ``q = ½‖F(x) − x‖²`` falls below ``tol``.
     max_iter : int, default=200
-        Iterations per state at most.
+        Iterations per state at most, in each pass of the search ("lm" makes up to three:
+        see ``method``).
     random_state : int, Generator, RandomState or None
         Draws from trajectories and the jitter.
     regions : sequence of str, array of int or None
         Only these units move and enter q; the others keep their initial values.
     n_init : int, default=32
-        States drawn from trajectories.
+        States drawn (without replacement) from trajectories; more than they hold is a
+        ValueError. Not used with an ``(n, n_rec)`` array: all its states are searched.
     noise_scale : float, default=0.0
         Standard deviation of Gaussian jitter added to the initial states.
     unique_tol : float, default=1e-3
@@ -287,8 +216,12 @@ def find_fixed_points(
         Points farther from the initial centroid than this multiple of the initial states'
         mean distance to it are left out of ``unique``; None keeps all.
     method : {"lm", "adam"}, default="lm"
-        Levenberg–Marquardt with the analytic Jacobian (fast, finds slow points too), or
-        the original Adam search with a plateau schedule.
+        Levenberg–Marquardt with the analytic Jacobian (fast, finds slow points too; the
+        states a first pass leaves above ``tol`` are searched again from their initial
+        values with a more cautious damping, keeping the lower speed, and those still
+        above ``tol`` are polished by damped Newton steps on q, to the slow point's
+        minimum), or the original Adam search with a plateau schedule. Both run batched in torch float64 on the
+        device of the model's parameters.
     region_slices : dict of str to slice, optional
         Names of unit slices for a model without them.
 
@@ -324,22 +257,64 @@ def find_fixed_points(
     if u.shape != (n, net.n_in):
         raise ValueError(f"u must have shape ({net.n_in},) or ({n}, {net.n_in}); got {u.shape}.")
     u = np.ascontiguousarray(u)
-    search = _lm if method == "lm" else _adam
-    states, speeds, n_iter = search(net, start.copy(), u, S, tol, max_iter)
-    d = slope(net.activation, states)
-    a = net.alpha
-    jac = a * net.W_rec[None] * d[:, None, :]
-    jac[:, np.arange(net.n_rec), np.arange(net.n_rec)] += 1 - a
-    eig = np.linalg.eigvals(jac) if net.n_rec else np.zeros((n, 0))
-    eig = np.take_along_axis(eig, np.argsort(-np.abs(eig), axis=-1, kind="stable"), axis=-1).astype(np.complex128)
+    device = _device_of(model)
+    states, speeds, grad_norms, n_iter, jac = _search(net, start, u, S, tol, max_iter, method, device)
+    unique, represented_by = _unique(states, speeds, u, start, unique_tol, outlier_distance)
+    eig = _eigenvalues(jac, represented_by)
     return FixedPoints(
         states=states,
         speeds=speeds,
+        gradient_norms=grad_norms,
         converged=speeds < tol,
         n_iter=n_iter,
         inputs=u.copy(),
-        jacobians=jac,
+        jacobians=jac.cpu().numpy(),
         eigenvalues=eig,
         is_stable=np.abs(eig).max(-1, initial=0.0) < 1.0,
-        unique=_unique(states, speeds, u, start, unique_tol, outlier_distance),
+        unique=unique,
     )
+
+
+def _device_of(model):
+    """The device of the model's parameters (the search runs there)."""
+    module = model if isinstance(model, torch.nn.Module) else model.module_
+    param = next(module.parameters(), None)
+    return torch.device("cpu") if param is None else param.device
+
+
+def _search(net, start, u, S, tol, max_iter, method, device):
+    """Run the search on ``device`` in float64: states, speeds, gradient norms, n_iter (numpy), Jacobians."""
+    opts = {"dtype": torch.float64, "device": device}
+    W = torch.as_tensor(net.W_rec, **opts)
+    x_all = torch.tensor(start, **opts)  # a copy: start stays the initial states
+    S_t = torch.as_tensor(S, device=device)
+    held = torch.ones(net.n_rec, dtype=torch.bool, device=device)
+    held[S_t] = False
+    # units outside S keep their initial values: their pull on S is a constant drive
+    drive = torch.tensor(u, **opts) @ torch.as_tensor(net.W_in, **opts).T + torch.as_tensor(net.b_rec, **opts)
+    drive = drive + _activate(net.activation, x_all[:, held]) @ W[:, held].T
+    sub = Subsystem(W[S_t][:, S_t].contiguous(), drive[:, S_t].contiguous(), net.alpha, net.activation)
+    search = search_lm if method == "lm" else search_adam
+    x_S, speeds, n_iter = search(sub, x_all[:, S_t].clone(), tol, max_iter)
+    x_all[:, S_t] = x_S
+    grad = net.alpha**2 * sub.gradient(x_S, sub.residual(x_S))
+    jac = net.alpha * W[None] * slope(net.activation, x_all)[:, None, :]
+    jac.diagonal(dim1=-2, dim2=-1).add_(1 - net.alpha)
+    return (
+        x_all.cpu().numpy(),
+        speeds.cpu().numpy(),
+        torch.linalg.vector_norm(grad, dim=-1).cpu().numpy(),
+        n_iter.cpu().numpy(),
+        jac,
+    )
+
+
+def _eigenvalues(jac, represented_by):
+    """Eigenvalues by descending modulus, computed once per representative point."""
+    n, n_rec = jac.shape[:2]
+    if n_rec == 0:
+        return np.zeros((n, 0), dtype=np.complex128)
+    reps, where = np.unique(represented_by, return_inverse=True)
+    eig = torch.linalg.eigvals(jac[torch.as_tensor(reps, device=jac.device)])
+    eig = torch.take_along_dim(eig, torch.argsort(-eig.abs(), dim=-1, stable=True), dim=-1)
+    return eig.cpu().numpy().astype(np.complex128)[where]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 
 from ..rnn._regions import region_indices
 
@@ -118,6 +119,8 @@ def network_view(model, region_slices=None) -> NetworkView:
         module = model
     else:
         module = getattr(model, "module_", None)
+        if module is None and hasattr(model, "fit") and hasattr(model, "get_params"):
+            raise NotFittedError(f"model: this {type(model).__name__} is not fitted yet; call fit before analysing it.")
         if not isinstance(module, LeakyRNN):
             raise TypeError(
                 "model must be a fitted RateRNNRegressor or MultiRegionRNNRegressor, or a LeakyRNN; "

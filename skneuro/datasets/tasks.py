@@ -13,6 +13,7 @@ from numbers import Real
 
 import numpy as np
 
+from ._flip_flop import FlipFlop
 from ._task_base import Task, TaskBatch, _check_duration, _check_int, accuracy
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PerceptualDiscrimination",
     "DelayedDiscrimination",
     "MatchToCategory",
+    "FlipFlop",
     "accuracy",
 ]
 

@@ -123,7 +123,8 @@ def test_save_load_round_trip(tmp_path):
     fp.save(path)
     with np.load(path, allow_pickle=False) as data:
         assert set(data.files) == {
-            "states", "speeds", "converged", "n_iter", "inputs", "jacobians", "eigenvalues", "is_stable", "unique"
+            "states", "speeds", "gradient_norms", "converged", "n_iter", "inputs", "jacobians", "eigenvalues",
+            "is_stable", "unique",
         }  # fmt: skip
     back = FixedPoints.load(path)
     for name in data.files:
