@@ -13,6 +13,8 @@ from numbers import Real
 
 import numpy as np
 
+from ._multitask import MultiTask
+from ._neurogym import NeuroGymTask
 from ._task_base import Task, TaskBatch, _check_duration, _check_int, accuracy
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "PerceptualDiscrimination",
     "DelayedDiscrimination",
     "MatchToCategory",
+    "NeuroGymTask",
+    "MultiTask",
     "accuracy",
 ]
 
