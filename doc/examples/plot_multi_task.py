@@ -66,12 +66,13 @@ for name, score in zip(names, scores):
 # steps the mask scores.
 
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), gridspec_kw={"width_ratios": [1.1, 1, 1, 1]})
-axes[0].bar(range(3), scores, color=["C0", "C1", "C2"])
-axes[0].axhline(0.5, color="0.5", lw=0.8, ls="--", label="chance")
+bars = axes[0].bar(range(3), scores, color=["C0", "C1", "C2"])
+axes[0].bar_label(bars, fmt="%.2f", fontsize="small")
+axes[0].axhline(0.5, color="0.3", lw=0.8, ls="--")
+axes[0].text(2.45, 0.52, "chance", ha="right", va="bottom", fontsize="small")
 axes[0].set_xticks(range(3), names, fontsize="small")
-axes[0].set_ylim(0, 1)
+axes[0].set_ylim(0, 1.1)
 axes[0].set_ylabel("accuracy on fresh trials")
-axes[0].legend(loc="lower right", fontsize="small")
 time = np.arange(X_test.shape[1]) * task.dt
 for k, ax in enumerate(axes[1:]):
     trial = np.flatnonzero(params_test["task"] == k)[0]
