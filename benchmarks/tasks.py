@@ -99,6 +99,33 @@ def fit_gru_neurogym_way(env_id, n_updates, random_state=0):
     return net, time.perf_counter() - start
 
 
+def fit_gru_on_trials(env_id, n_updates, n_trials=2_000, random_state=0):
+    """The same GRU, loss and optimiser on ours' trials: each from step 0, padding left out."""
+    torch.manual_seed(random_state)
+    start = time.perf_counter()
+    task = NeuroGymTask(env_id, dt=DT)  # the mask covers each trial's own steps
+    X, y, mask, _ = task.generate(n_trials, random_state=random_state)
+    inputs = torch.from_numpy(X).float().transpose(0, 1)  # time-major
+    labels = torch.from_numpy(y.argmax(axis=2)).transpose(0, 1)
+    own = torch.from_numpy(mask[:, :, 0] > 0).transpose(0, 1)
+    net = _GRUNet(task.n_inputs, 64, task.n_outputs)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    criterion = torch.nn.CrossEntropyLoss()
+    rng = np.random.default_rng(random_state)
+    batches = []
+    for _ in range(n_updates):
+        if not batches:
+            batches = list(np.array_split(rng.permutation(n_trials), int(np.ceil(n_trials / 64))))
+        rows = torch.from_numpy(batches.pop())
+        optimizer.zero_grad()
+        logits = net(inputs[:, rows])
+        keep = own[:, rows]
+        loss = criterion(logits[keep], labels[:, rows][keep])
+        loss.backward()
+        optimizer.step()
+    return net, time.perf_counter() - start
+
+
 def gru_outputs(net, X):
     with torch.no_grad():
         return net(torch.from_numpy(X).float().transpose(0, 1)).transpose(0, 1).double().numpy()
