@@ -191,6 +191,11 @@ class NeuroGymTask(Task):
         """``⌈T/dt⌉``, or None when ``T`` is None (each batch is as long as its longest trial)."""
         return None if self.T is None else int(np.ceil(self.T / self.dt))
 
+    @property
+    def times(self):
+        """The time grid in ms, ``k·dt`` for ``k = 0 .. n_steps − 1``; None when ``T`` is None."""
+        return None if self.T is None else super().times
+
     def _validate(self):
         if self.T is not None and (isinstance(self.T, bool) or not isinstance(self.T, Real) or not self.T > 0):
             raise ValueError(f"T must be None or a positive number of ms; got {self.T!r}.")

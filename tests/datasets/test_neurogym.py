@@ -57,8 +57,10 @@ def test_toy_batch_by_hand(toy_env):
 
 @needs_neurogym
 def test_mask_periods_and_fixed_T(toy_env):
-    X, y, mask, params = NeuroGymTask(toy_env, T=80, mask_periods=("decision",)).generate(6, random_state=3)
-    assert X.shape == (6, 8, 2)
+    task = NeuroGymTask(toy_env, T=80, mask_periods=("decision",))
+    X, y, mask, params = task.generate(6, random_state=3)
+    assert X.shape == (6, 8, 2) and task.n_steps == 8 and NeuroGymTask(toy_env).n_steps is None
+    np.testing.assert_array_equal(task.times, np.arange(8) * 10.0)
     for i in range(6):
         n = int(X[i, :, 0].sum()) + 1
         expected = np.zeros(8)
