@@ -16,7 +16,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from ._latent_regression import _check_random_state
-from ._task_base import Task, TaskBatch, _check_int
+from ._task_base import Task, TaskBatch, _check_int, _check_positive
 
 __all__ = ["NeuroGymTask"]
 
@@ -197,6 +197,7 @@ class NeuroGymTask(Task):
         return None if self.T is None else super().times
 
     def _validate(self):
+        _check_positive("tau", self.tau)
         if self.T is not None and (isinstance(self.T, bool) or not isinstance(self.T, Real) or not self.T > 0):
             raise ValueError(f"T must be None or a positive number of ms; got {self.T!r}.")
         periods = self.mask_periods

@@ -157,6 +157,10 @@ def test_bad_input(toy_env):
         NeuroGymTask(toy_env, mask_periods=("delay",)).generate(2)
     with pytest.raises(ValueError, match="mask_periods"):
         NeuroGymTask(toy_env, mask_periods="decision").generate(2)
+    with pytest.raises(ValueError, match="tau"):
+        NeuroGymTask(toy_env, tau=0).generate(2)
+    with pytest.raises(ValueError, match="T must be"):
+        NeuroGymTask(toy_env, T=-5).generate(2)
     with pytest.raises(ValueError, match="T = 30"):
         NeuroGymTask(toy_env, T=30).generate(20, random_state=0)
 
