@@ -38,6 +38,7 @@ bench: install
 	$(PY) benchmarks/latent_regression.py
 	$(PY) benchmarks/rnn.py
 	$(PY) benchmarks/analysis.py
+	$(PY) benchmarks/tasks.py
 
 lint: install
 	$(PY) -m pip install --quiet ruff

@@ -14,6 +14,8 @@ from numbers import Real
 import numpy as np
 
 from ._flip_flop import FlipFlop
+from ._multitask import MultiTask
+from ._neurogym import NeuroGymTask
 from ._task_base import Task, TaskBatch, _check_duration, _check_int, accuracy
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "DelayedDiscrimination",
     "MatchToCategory",
     "FlipFlop",
+    "NeuroGymTask",
+    "MultiTask",
     "accuracy",
 ]
 
