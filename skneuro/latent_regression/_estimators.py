@@ -457,6 +457,7 @@ class MultiSubjectLatentRegressor(
         )
 
     def _store_attributes(self):
+        self._store_validation(None)  # no early stopping in this estimator yet
         self.scales_, self.offsets_, self.noise_variance_ = {}, {}, {}
         self.latent_scales_, self.latent_offsets_ = {}, {}
         for sid, grouped in zip(self.subject_ids_, self._grouped_y):
