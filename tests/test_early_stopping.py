@@ -144,8 +144,65 @@ def test_over_parameterised_bumps_predict_held_out_data_better_with_early_stoppi
     assert stopped.n_iter_ < plain.n_iter_
 
 
-def test_the_latent_model_does_not_offer_early_stopping_yet():
-    assert "early_stopping" not in MultiSubjectLatentRegressor().get_params()
+@pytest.fixture(scope="module")
+def subjects():
+    from skneuro.datasets import make_multi_subject_latent_regression
+
+    return make_multi_subject_latent_regression(n_subjects=3, n_samples=300, random_state=0)
+
+
+def _latent(**kw):
+    return MultiSubjectLatentRegressor(**{"n_bumps": 8, "max_iter": 30, "dtype": "float64", "random_state": 0, **kw})
+
+
+def test_latent_model_holds_out_neurons_and_gets_them_back(subjects):
+    X, y = subjects
+    a = _latent(early_stopping=True).fit(X[:2], y[:2])
+    b = _latent(early_stopping=True).fit(X[:2], y[:2])
+    c = _latent(early_stopping=True, validation_fraction=0.3).fit(X[:2], y[:2])
+    assert len(a.validation_scores_) == a.n_iter_ and a.validation_scores_ == b.validation_scores_
+    assert c.validation_scores_ != a.validation_scores_
+    assert a.best_validation_score_ == max(a.validation_scores_)
+    assert a.validation_scores_[-1] > a.validation_scores_[0]  # the held-out neurons are predicted better
+    for s, y_s, pred in zip(X, y, a.predict(X)):  # every neuron of every subject, seen and unseen
+        assert pred.shape == y_s.shape and np.isfinite(pred).all()
+    assert a.scales_["s0"].shape == (y[0].shape[1],) and a.noise_variance_["s1"].shape == (y[1].shape[1],)
+    plain = _latent().fit(X[:2], y[:2])
+    assert plain.validation_scores_ is None and plain.best_validation_score_ is None
+    assert abs(a.score(X[2:], y[2:]) - plain.score(X[2:], y[2:])) < 0.05
+
+
+def test_held_out_score_equals_the_closed_form_fit_of_those_neurons(subjects):
+    """The validation score is the mean log-likelihood fit_subject's closed form gives the held-out neurons."""
+    from skneuro.latent_regression._held_out import HeldOutNeurons
+
+    X, y = subjects
+    est = _latent(early_stopping=True, max_iter=5).fit(X[:2], y[:2])
+    assert int(np.argmax(est.validation_scores_)) == est.n_iter_ - 1  # kept = last epoch here
+    _, _, (_, held) = HeldOutNeurons._hold_out_neurons(est, X[:2], [(a,) for a in y[:2]])
+    total = 0.0
+    for s, (val, _, y_val) in zip(X[:2], held):
+        assert len(val) == math.ceil(0.1 * s.output_properties.shape[0])
+        P, U = est.predict_modes(s)  # standard form: per-neuron lines are unchanged by it
+        z = s.x @ P @ U[val].T
+        for j in range(len(val)):
+            line = np.polyfit(z[:, j], y_val[:, j], 1)
+            rss = ((np.polyval(line, z[:, j]) - y_val[:, j]) ** 2).sum()
+            psi = max(rss / len(z), est.min_var * y_val[:, j].var())
+            total += 0.5 * len(z) * np.log(2 * np.pi * psi) + rss / (2 * psi)
+    n_total = sum(s.x.shape[0] for s in X[:2])
+    assert -total / n_total == pytest.approx(est.best_validation_score_, rel=1e-8)
+
+
+def test_latent_early_stopping_bad_settings_are_named(subjects):
+    X, y = subjects
+    with pytest.raises(ValueError, match=r"validation_fraction=0.99 holds out 75 of the 75 output neurons .* 's0'"):
+        _latent(early_stopping=True, validation_fraction=0.99).fit(X[:2], y[:2])
+    with pytest.raises(ValueError, match="subject_params"):
+        _latent(early_stopping=True, subject_params=("scales", "latent_affine")).fit(X[:2], y[:2])
+    est = _latent(early_stopping=True, warm_start=True).fit(X[:2], y[:2])
+    with pytest.raises(ValueError, match="warm_start=True with early_stopping=True"):
+        est.fit(X[:2], y[:2])
 
 
 def _validated_fit(module, train, valid, **kw):
