@@ -164,7 +164,7 @@ def test_latent_model_holds_out_neurons_and_gets_them_back(subjects):
     assert c.validation_scores_ != a.validation_scores_
     assert a.best_validation_score_ == max(a.validation_scores_)
     assert a.validation_scores_[-1] > a.validation_scores_[0]  # the held-out neurons are predicted better
-    for s, y_s, pred in zip(X, y, a.predict(X)):  # every neuron of every subject, seen and unseen
+    for y_s, pred in zip(y, a.predict(X)):  # every neuron of every subject, seen and unseen
         assert pred.shape == y_s.shape and np.isfinite(pred).all()
     assert a.scales_["s0"].shape == (y[0].shape[1],) and a.noise_variance_["s1"].shape == (y[1].shape[1],)
     plain = _latent().fit(X[:2], y[:2])
