@@ -176,6 +176,11 @@ def _axes(ax):
 def plot_loss_curve(*estimators, ax=None, labels=None, log=True):
     """Training objective per epoch (``loss_curve_``) of one or more fitted estimators.
 
+    An estimator fitted with ``early_stopping=True`` also gets its validation objective
+    (``-validation_scores_``: the mean per-sample loss of the held-out data, without the
+    penalties the training objective may include) as a dashed line of the same colour,
+    and a dotted vertical line at the best-validation epoch, whose parameters it kept.
+
     Parameters
     ----------
     *estimators : fitted skneuro estimators
@@ -216,12 +221,20 @@ def plot_loss_curve(*estimators, ax=None, labels=None, log=True):
             raise ValueError(f"{type(est).__name__} has no loss_curve_: fit it first.")
         curve = np.asarray(curve, dtype=float)
         positive &= bool((curve > 0).all())
-        ax.plot(np.arange(1, curve.size + 1), curve, marker="." if curve.size < 30 else None, label=label)
+        (line,) = ax.plot(np.arange(1, curve.size + 1), curve, marker="." if curve.size < 30 else None, label=label)
+        scores = getattr(est, "validation_scores_", None)
+        if scores is not None:
+            validation = -np.asarray(scores, dtype=float)
+            positive &= bool((validation > 0).all())
+            color = line.get_color()
+            ax.plot(np.arange(1, validation.size + 1), validation, ls="--", color=color, label=f"{label} (validation)")
+            ax.axvline(int(np.argmax(scores)) + 1, ls=":", color=color, lw=1)
     if log and positive:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training objective")
-    if len(estimators) > 1:
+    validated = any(getattr(e, "validation_scores_", None) is not None for e in estimators)
+    ax.set_ylabel("objective (training; dashed: validation)" if validated else "training objective")
+    if len(estimators) > 1 or validated:
         ax.legend()
     return ax
 

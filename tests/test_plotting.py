@@ -35,6 +35,17 @@ def test_loss_curves_one_line_each_with_epochs_from_one():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
 
 
+def test_loss_curve_draws_the_validation_objective_and_the_best_epoch():
+    est = _Fitted([3.0, 2.0, 1.5, 1.2])
+    est.validation_scores_ = [-3.5, -2.5, -2.8, -3.0]
+    ax = plot_loss_curve(est, labels=["rr"])
+    train, validation, best = ax.lines
+    assert list(validation.get_ydata()) == [3.5, 2.5, 2.8, 3.0] and validation.get_linestyle() == "--"
+    assert list(best.get_xdata()) == [2, 2]  # the best-validation epoch (1-based)
+    assert validation.get_color() == train.get_color()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["rr", "rr (validation)"]
+
+
 def test_loss_curve_with_non_positive_values_stays_linear():
     assert plot_loss_curve(_Fitted([1.0, -2.0])).get_yscale() == "linear"
 

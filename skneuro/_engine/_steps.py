@@ -19,6 +19,7 @@ __all__ = [
     "LBFGSStepper",
     "NonFinite",
     "Objective",
+    "Validation",
     "all_finite",
     "batch_plan",
     "is_full_batch",
@@ -210,6 +211,41 @@ class Objective:
             part.backward()
             value += float(part.detach())
         return value
+
+
+class Validation:
+    """The mean per-sample loss of held-out data at the current parameters (no gradient, chunked).
+
+    A non-finite value scores as ``-inf`` (never the best epoch) instead of stopping the fit.
+    """
+
+    def __init__(self, module, loss, data, chunk_size, device):
+        self.module, self.loss, self.data = module, loss, data
+        self.chunk_size, self.device = chunk_size, device
+
+    def __call__(self) -> float:
+        with torch.no_grad():
+            if isinstance(self.data, GroupedData):
+                total = sum(
+                    self._sum(tensors, (g,), self.data.device_of(g, self.device))
+                    for g, tensors in enumerate(self.data.groups)
+                )
+                n = self.data.n_total
+            else:
+                total, n = self._sum(self.data, (), self.device), int(self.data[0].shape[0])
+        value = total / n
+        return value if math.isfinite(value) else math.inf
+
+    def _sum(self, tensors, prefix, device) -> float:
+        n = int(tensors[0].shape[0])
+        step = n if self.chunk_size is None else max(int(self.chunk_size), 1)
+        total = 0.0
+        for start in range(0, n, max(step, 1)):
+            chunk = [t[start : start + step] for t in tensors] if step < n else list(tensors)
+            if self.chunk_size is not None:
+                chunk = [t.to(device, non_blocking=True) for t in chunk]
+            total += float(self.loss(self.module, *prefix, *chunk))
+        return total
 
 
 class LBFGSStepper:

@@ -7,6 +7,7 @@ Everything an estimator needs to hold a torch module lives here, in one place, s
 from __future__ import annotations
 
 import io
+import math
 import os
 import sys
 import warnings
@@ -266,6 +267,28 @@ class TorchEstimatorMixin:
         # ``module_`` is set last, together with the other fitted attributes.
         return hasattr(self, "module_")
 
+    def _validation_split(self, n, unit="samples"):
+        """``(train, validation)`` sorted index arrays of ``n`` rows, or ``(None, None)`` without early stopping.
+
+        The split has a random stream of its own from ``random_state``: same seed, same
+        split, and the training draws are those of a fit on the training rows alone.
+        """
+        if not getattr(self, "early_stopping", False):
+            return None, None
+        n_val = math.ceil(self.validation_fraction * n)
+        if n_val < 1 or n - n_val < 2:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} holds out {n_val} of {n} {unit}, leaving "
+                f"{n - n_val} for training; early stopping needs at least 1 held out and 2 for training."
+            )
+        order = make_generators(self.random_state)[1].permutation(n)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+    def _store_validation(self, result=None):
+        """``validation_scores_`` and ``best_validation_score_`` (None without early stopping)."""
+        self.validation_scores_ = None if result is None else result.validation_scores
+        self.best_validation_score_ = None if result is None else result.best_validation_score
+
     def _resolve_devices_dtype(self):
         """``([torch.device, ...], torch.dtype)`` of the ``device`` (one or a list) and ``dtype`` parameters.
 
@@ -320,6 +343,15 @@ class TorchEstimatorMixin:
             super().__setstate__(state)
         else:
             self.__dict__.update(state)
+
+
+def early_stopping_constraints():
+    """``_parameter_constraints`` of ``early_stopping`` and ``validation_fraction``."""
+    from numbers import Real
+
+    from sklearn.utils._param_validation import Interval
+
+    return {"early_stopping": ["boolean"], "validation_fraction": [Interval(Real, 0, 1, closed="neither")]}
 
 
 def engine_parameter_constraints():

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._steps import GroupedData, NonFinite, Objective, make_runner, restore, snapshot
+from ._steps import GroupedData, NonFinite, Objective, Validation, make_runner, restore, snapshot
 from .base import warn_user
 from .hooks import Hooks, hooked_modules
 from .schedules import LearningRateSchedule
@@ -46,12 +46,19 @@ class FitResult:
         Optimizer steps taken.
     stop_reason : str
         ``"converged"``, ``"max_iter"``, ``"diverged"`` or ``"interrupted"``.
+    validation_scores : list of float or None
+        With validation data: per epoch, the negative mean per-sample validation loss
+        (higher is better, no penalty); None without.
+    best_validation_score : float or None
+        The best of ``validation_scores``; its epoch's parameters are the ones kept.
     """
 
     loss_curve: list = field(default_factory=list)
     n_iter: int = 0
     n_updates: int = 0
     stop_reason: str = "max_iter"
+    validation_scores: list | None = None
+    best_validation_score: float | None = None
 
     @property
     def converged(self) -> bool:
@@ -80,6 +87,8 @@ def fit_module(
     checkpoint=None,
     resume=None,
     clip_grad_norm: float | None = None,
+    validation_data=None,
+    validation_loss=None,
 ) -> FitResult:
     """Train ``module`` in place by minimising a per-sample loss plus a penalty.
 
@@ -138,6 +147,16 @@ def fit_module(
         A state read by :func:`~skneuro._engine.checkpoint.load_checkpoint`: the module,
         optimizer, generator, history and early-stopping state are restored and training
         continues at the stored epoch, exactly as if it had not stopped.
+    validation_data : sequence of torch.Tensor, GroupedData or None
+        Held-out data of the same form as ``data``. When given, the validation objective
+        (the mean per-sample ``validation_loss``, no penalty, no gradient) is evaluated after
+        every epoch; ``n_iter_no_change`` and ``tol`` then count epochs without an
+        improvement of the validation score (its negative), and the parameters of the
+        best-validation epoch are the ones kept at the end (also after divergence or
+        Ctrl-C).
+    validation_loss : callable or None
+        Same signature as ``loss``; default ``loss`` (pass a noise-free version for a
+        model whose training loss draws noise).
 
     Returns
     -------
@@ -190,7 +209,16 @@ def fit_module(
         generator=generator,
         clip_grad_norm=clip_grad_norm,
     )
-    monitor = _Monitor(module, params, result, tol, max_iter, verbose, log_terms)
+    validation = None
+    if validation_data is not None:
+        validation = Validation(
+            module,
+            loss if validation_loss is None else validation_loss,
+            _place(validation_data, chunk_size, device),
+            chunk_size,
+            device,
+        )
+    monitor = _Monitor(module, params, result, tol, max_iter, verbose, log_terms, validation)
     start = 0
     if resume is not None:
         start = _resume(resume, module, runner.optimizer, generator, result, monitor, runner)
@@ -299,6 +327,8 @@ def _settle(runner, monitor, objective, result, hooks):
             "restored. Lower learning_rate.",
             ConvergenceWarning,
         )
+    elif monitor.validation is not None:
+        monitor.restore_best()  # the best-validation epoch
     elif runner.evaluates_before_update and result.loss_curve and not hooks.perturbs:
         # (under gradient noise the random walk is the point: keep where it ended)
         monitor.keep_final_if_better(objective)
@@ -333,6 +363,8 @@ def _state(epoch, module, optimizer, generator, result, monitor) -> dict:
         "best_loss": monitor.best_loss,
         "no_improve": monitor.no_improve,
         "best_state": [t.detach().cpu() for t in monitor.best_state],
+        "validation_scores": None if result.validation_scores is None else list(result.validation_scores),
+        "best_validation_score": result.best_validation_score,
     }
 
 
@@ -346,15 +378,23 @@ def _resume(state, module, optimizer, generator, result, monitor, epoch_runner) 
     result.n_updates = epoch_runner.n_updates = int(state["n_updates"])
     monitor.best_loss, monitor.no_improve = float(state["best_loss"]), int(state["no_improve"])
     monitor.best_state = [t.to(p.device, p.dtype) for t, p in zip(state["best_state"], monitor.params)]
+    if monitor.validation is not None:
+        if state.get("validation_scores") is None:
+            raise ValueError("the checkpoint was written without validation data; it cannot resume with it.")
+        result.validation_scores = list(state["validation_scores"])
+        result.best_validation_score = state["best_validation_score"]
     return int(state["epoch"])
 
 
 class _Monitor:
     """Loss history, early stopping, the best parameters so far and progress output."""
 
-    def __init__(self, module, params, result, tol, max_iter, verbose, log_terms):
+    def __init__(self, module, params, result, tol, max_iter, verbose, log_terms, validation=None):
         self.module, self.params, self.result = module, params, result
         self.tol, self.verbose, self.log_terms = tol, verbose, log_terms
+        self.validation = validation
+        if validation is not None:
+            result.validation_scores = []
         self.best_loss, self.best_state, self.no_improve = math.inf, snapshot(params), 0
         self.initial_state = self.best_state
         self.progress = None
@@ -367,9 +407,12 @@ class _Monitor:
         """Log one epoch; ``evaluated`` are the parameters its loss was measured at (None: current)."""
         self.result.loss_curve.append(loss)
         self.result.n_iter = epoch + 1
-        if loss < self.best_loss:
-            self.best_state = evaluated if evaluated is not None else snapshot(self.params)
-        self.no_improve = self.no_improve + 1 if loss > self.best_loss - self.tol else 0
+        if self.validation is None:
+            if loss < self.best_loss:
+                self.best_state = evaluated if evaluated is not None else snapshot(self.params)
+            self.no_improve = self.no_improve + 1 if loss > self.best_loss - self.tol else 0
+        else:
+            self._record_validation()
         self.best_loss = min(self.best_loss, loss)
         if self.progress is not None:
             self.progress.update(1)
@@ -381,6 +424,18 @@ class _Monitor:
                     terms = self.log_terms(self.module)
                 extra = "".join(f", {k} {float(v):.6g}" for k, v in terms.items())
             print(f"epoch {epoch + 1}: objective {loss:.6g}{extra}")
+
+    def _record_validation(self):
+        """Score the current parameters on the validation data; keep them if they are the best."""
+        score = -self.validation()
+        result = self.result
+        best = result.best_validation_score
+        result.validation_scores.append(score)
+        improved = best is None or score > best
+        self.no_improve = 0 if best is None or score > best + self.tol else self.no_improve + 1
+        if improved:
+            result.best_validation_score = score
+            self.best_state = snapshot(self.params)
 
     def keep_final_if_better(self, objective):
         """Full-batch Adam: the last update was never evaluated; keep it only if it beats the best."""

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._engine import TorchEstimatorMixin, fit_module, make_generators
-from .._engine.base import engine_parameter_constraints, to_numpy
+from .._engine.base import early_stopping_constraints, engine_parameter_constraints, to_numpy
 from .._persist import SaveLoadMixin
 from ..utils._docstrings import fill_doc
 from ..utils._validation import NamedScoreMixin, check_range, named_sample_weight, named_validate_data
@@ -114,6 +114,7 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, SaveLoadMixin, NamedScoreMixin, R
     solver : {"adam", "lbfgs"}, default="adam"
         Optimiser of the joint fit (gradient noise requires "adam").
     {engine_parameters}
+    {early_stopping_parameters}
 
     Attributes
     ----------
@@ -170,6 +171,7 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, SaveLoadMixin, NamedScoreMixin, R
         "fit_intercept": ["boolean"],
         "solver": [StrOptions({"adam", "lbfgs"})],
         **engine_parameter_constraints(),
+        **early_stopping_constraints(),
     }
 
     def __init__(
@@ -193,6 +195,8 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, SaveLoadMixin, NamedScoreMixin, R
         chunk_size=None,
         tol=1e-6,
         n_iter_no_change=20,
+        early_stopping=False,
+        validation_fraction=0.1,
         warm_start=False,
         device="cpu",
         dtype="float32",
@@ -218,6 +222,8 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, SaveLoadMixin, NamedScoreMixin, R
         self.chunk_size = chunk_size
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.warm_start = warm_start
         self.device = device
         self.dtype = dtype
@@ -379,9 +385,16 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, SaveLoadMixin, NamedScoreMixin, R
         check_range("X", X, "float64")  # standardised in float64 first
         check_range("y", y, "float64")
         weights = named_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        train, held_out = self._validation_split(X.shape[0])
+        validation = None
+        if held_out is not None:
+            validation = (X[held_out], Y[held_out], weights[held_out])
+            X, Y, weights = X[train], Y[train], weights[train]
+        if not weights.mean() > 0:
+            raise ValueError("sample_weight of the training samples (those not held out for validation) sums to 0.")
         weights = weights / weights.mean()
         self._check_settings(X.shape[0])
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
         device, dtype = self._resolve_device_dtype()
         torch_gen, numpy_gen = make_generators(self.random_state)
         if warm:
@@ -403,15 +416,19 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, SaveLoadMixin, NamedScoreMixin, R
         check_range("y (standardised with the sample weights)", Ys, self.dtype)
         if not warm:
             module = self._new_module(Xs, Ys, weights, numpy_gen, device, dtype, x_mean, x_scale, multi_output)
-        result = self._train(module, Xs, Ys, weights, multi_output, torch_gen, dtype)
+        if validation is not None:
+            X_val, Y_val, w_val = validation
+            validation = ((X_val - x_mean) / x_scale, (Y_val - y_mean) / y_scale, w_val / weights.mean())
+        result = self._train(module, Xs, Ys, weights, multi_output, torch_gen, dtype, validation)
         # Fitted attributes are set together, only once everything above has succeeded.
         self.device_, self._multi_output, self.module_ = device, multi_output, module
         self.x_mean_, self.x_scale_, self.y_mean_, self.y_scale_ = x_mean, x_scale, y_mean, y_scale
         self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
+        self._store_validation(result)
         self._store_attributes()
         return self
 
-    def _train(self, module, Xs, Ys, weights, multi_output, torch_gen, dtype):
+    def _train(self, module, Xs, Ys, weights, multi_output, torch_gen, dtype, validation=None):
         """Joint optimisation by the engine of the weighted mean squared error (standardised units)."""
         n_outputs = Ys.shape[1]
 
@@ -425,6 +442,7 @@ class SumOfBumpsRegressor(TorchEstimatorMixin, SaveLoadMixin, NamedScoreMixin, R
             loss,
             tuple(torch.as_tensor(a, dtype=dtype) for a in (Xs, Ys, weights)),
             generator=torch_gen,
+            validation_data=None if validation is None else tuple(torch.as_tensor(a, dtype=dtype) for a in validation),
             **self._engine_options(),
         )
 

@@ -274,7 +274,7 @@ class SubjectFitting:
         self._store_attributes()
         return self
 
-    def _fit_subject_closed_form(self, model, subject, ys):
+    def _fit_subject_closed_form(self, model, subject, ys, module=None):
         scales, offsets = ("scales" in self.subject_params), ("offsets" in self.subject_params)
         with torch.no_grad():
             # latent predictions z (per output group) with unit scales and zero offsets
@@ -282,7 +282,7 @@ class SubjectFitting:
             for c, o in zip(model.scales, model.offsets):
                 c.fill_(1.0)
                 o.fill_(0.0)
-            z_groups, _, _, _ = self._forward(subject, model)
+            z_groups, _, _, _ = self._forward(subject, model, module)
             for h, (z, yh) in enumerate(zip(z_groups, ys)):
                 z = _numpy(z)
                 z_mean, y_mean = z.mean(axis=0), yh.mean(axis=0)

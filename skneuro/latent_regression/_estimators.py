@@ -15,13 +15,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._engine import Checkpointer, GroupedData, TorchEstimatorMixin, fit_module, load_checkpoint, make_generators
-from .._engine.base import engine_parameter_constraints
+from .._engine.base import early_stopping_constraints, engine_parameter_constraints
 from .._engine.base import to_numpy as _numpy
 from .._persist import SaveLoadMixin
 from ..utils._docstrings import fill_doc
 from ..utils._validation import check_range
 from ._building import LatentModelBuilding, SubjectFitting
 from ._data import SubjectData
+from ._held_out import HeldOutNeurons
 from ._modules import (
     SUBJECT_PARAMS,
     IdentityMapping,
@@ -51,9 +52,15 @@ def _group_output(arrays, grouped):
     return tuple(arrays) if grouped else arrays[0]
 
 
-@fill_doc(max_iter=500, learning_rate=0.001, tol=1e-6, n_iter_no_change=20)
+@fill_doc(max_iter=500, learning_rate=0.001, tol=1e-6, n_iter_no_change=20, held_out="output neurons of each subject")
 class MultiSubjectLatentRegressor(
-    LatentModelBuilding, SubjectFitting, TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstimator
+    LatentModelBuilding,
+    SubjectFitting,
+    HeldOutNeurons,
+    TorchEstimatorMixin,
+    SaveLoadMixin,
+    RegressorMixin,
+    BaseEstimator,
 ):
     r"""Latent regression shared across subjects, with modes predicted from neuron properties.
 
@@ -107,6 +114,7 @@ class MultiSubjectLatentRegressor(
         checkpoint of the same data and parameters at ``checkpoint_path``, ``fit``
         resumes at its epoch and gives the same result as an uninterrupted fit.
     {engine_parameters}
+    {early_stopping_parameters}
 
     Attributes
     ----------
@@ -185,6 +193,7 @@ class MultiSubjectLatentRegressor(
         "checkpoint_path": [None, str, os.PathLike],
         "checkpoint_every": [None, Interval(Integral, 1, None, closed="left")],
         **engine_parameter_constraints(),
+        **early_stopping_constraints(),
         "device": [str, torch.device, list, tuple],
     }
 
@@ -207,6 +216,8 @@ class MultiSubjectLatentRegressor(
         chunk_size=None,
         tol=1e-6,
         n_iter_no_change=20,
+        early_stopping=False,
+        validation_fraction=0.1,
         checkpoint_path=None,
         checkpoint_every=None,
         warm_start=False,
@@ -232,6 +243,8 @@ class MultiSubjectLatentRegressor(
         self.chunk_size = chunk_size
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
         self.warm_start = warm_start
@@ -341,10 +354,19 @@ class MultiSubjectLatentRegressor(
         self._check_structure(dtype)
         self._check_data_range(subjects, ys, dtype)
         device = devices[0]
+        all_subjects, all_ys = subjects, ys
+        validation = None
+        if self.early_stopping:
+            subjects, ys, validation = self._hold_out_neurons(subjects, ys)
         torch_gen, numpy_gen = make_generators(self.random_state)
         fingerprint = self._fingerprint(subjects)
         resume = self._matching_checkpoint(fingerprint) if self.warm_start else None
         warm = self.warm_start and hasattr(self, "module_") and resume is None
+        if warm and self.early_stopping:
+            raise ValueError(
+                "warm_start=True with early_stopping=True continues only from a checkpoint (checkpoint_path) "
+                "in this estimator: the fitted subjects include the held-out neurons."
+            )
         if warm:
             missing = [s.subject_id for s in subjects if subject_key(s.subject_id) not in self.module_.subjects]
             if missing:
@@ -359,7 +381,10 @@ class MultiSubjectLatentRegressor(
         checkpoint = None
         if self.checkpoint_every is not None:
             checkpoint = Checkpointer(self.checkpoint_path, self.checkpoint_every, {"fingerprint": fingerprint})
-        result = self._train(module, subjects, ys, torch_gen, devices, placement, dtype, checkpoint, resume)
+        result = self._train(module, subjects, ys, torch_gen, devices, placement, dtype, checkpoint, resume, validation)
+        if validation is not None:
+            subjects, ys = all_subjects, all_ys
+            self._complete_held_out_neurons(module, subjects, ys, devices, placement)
         if isinstance(module.mapping, IdentityMapping) and "latent_affine" not in self.subject_params:
             self._standardise(module, subjects)
         # Fitted attributes are set together, only once everything above has succeeded.
@@ -371,6 +396,7 @@ class MultiSubjectLatentRegressor(
         self._grouped_y = [s._grouped_y for s in subjects]
         self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
         self._store_attributes()
+        self._store_validation(result)
         return self
 
     def _tensors(self, subject, device, dtype):
@@ -414,7 +440,9 @@ class MultiSubjectLatentRegressor(
             return None
         return state
 
-    def _train(self, module, subjects, ys, torch_gen, devices, placement, dtype, checkpoint=None, resume=None):
+    def _train(
+        self, module, subjects, ys, torch_gen, devices, placement, dtype, checkpoint=None, resume=None, validation=None
+    ):
         """Shared parts on ``devices[0]``; subject i and its data on ``devices[placement[i]]``."""
         device = devices[0]
         subject_devices = [devices[placement[i]] for i in range(len(subjects))]
@@ -446,6 +474,9 @@ class MultiSubjectLatentRegressor(
                 means = m(ids[index], x, *props[index])
                 return m.subject(ids[index]).neg_log_likelihood(y, means).sum().to(device)
 
+        validation_options = {}
+        if validation is not None:
+            validation_options = self._validation_objective(validation, ids, props, device, dtype)
         return fit_module(
             module,
             loss,
@@ -454,6 +485,7 @@ class MultiSubjectLatentRegressor(
             **self._engine_options(),
             checkpoint=checkpoint,
             resume=resume,
+            **validation_options,
         )
 
     def _store_attributes(self):
@@ -535,15 +567,16 @@ class MultiSubjectLatentRegressor(
         self._check_data_range(subjects, None, next(self.module_.parameters()).dtype)
         return subjects
 
-    def _forward(self, subject, model=None):
-        param = next(self.module_.parameters())
+    def _forward(self, subject, model=None, module=None):
+        module = self.module_ if module is None else module
+        param = next(module.parameters())
         device, dtype = param.device, param.dtype
         model = self._subject_model(subject) if model is None else model
         in_props, out_props = self._tensors(subject, device, dtype)
         x = [torch.as_tensor(a, device=model.rho[0].device, dtype=dtype) for a in subject.x_groups()]
         with torch.no_grad():
-            P, U = (model.on_own_device(modes) for modes in self.module_.modes(model, in_props, out_props))
-            means = model(x, P, U, self.module_.mapping)
+            P, U = (model.on_own_device(modes) for modes in module.modes(model, in_props, out_props))
+            means = model(x, P, U, module.mapping)
             latents = [xg @ pg for xg, pg in zip(x, P)]
             if "latent_affine" in self.subject_params:
                 latents = [lg * a.abs() + b for lg, a, b in zip(latents, model.latent_scales, model.latent_offsets)]

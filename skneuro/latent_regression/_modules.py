@@ -488,3 +488,70 @@ class MultiSubjectLatentRegModule(nn.Module):
         P, U = self.modes(model, input_properties, output_properties)
         P, U = model.on_own_device(P), model.on_own_device(U)
         return model(x, P, U, self.mapping)
+
+
+def held_out_neg_log_likelihood(moments, P, U, mapping, var_floor, scales=True, offsets=True) -> torch.Tensor:
+    """Summed negative log-likelihood of neurons not trained on, each given its best scale and offset.
+
+    A held-out neuron j of a subject has no trained parameters: its latent prediction
+    ``z_tj = x_t P W u_j`` (``u_j`` its mode predicted from its properties, W the linear
+    ``mapping``) is fitted to its data by least squares in ``c_j`` and ``o_j`` where those are
+    learned (else ``c = 1``, ``o = 0``), exactly as ``fit_subject`` fits a new subject, and
+    ``ψ_j = max(RSS_j / n, floor_j)``. The result, ``Σ_j [n/2 log(2π ψ_j) + RSS_j/(2ψ_j)]``,
+    comes from the data moments alone (as :meth:`SubjectModel.neg_log_likelihood_from_moments`).
+
+    Parameters
+    ----------
+    moments : tuple of tensors
+        ``(n (1,), x_mean (d,), y_mean (e,), sxx (d, d), sxy (d, e), syy (e,))`` of the
+        held-out neurons (centred sums).
+    P, U : tensor
+        Input modes (d, K) and the held-out neurons' predicted modes (e, K).
+    mapping : nn.Module
+        Linear without bias (identity or :class:`LinearMapping`).
+    var_floor : tensor of shape (e,)
+        Absolute floors of the noise variances.
+    scales, offsets : bool
+        Whether per-neuron scales and offsets are fitted.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro.latent_regression._modules import IdentityMapping, held_out_neg_log_likelihood
+    >>> x = torch.tensor([[0.0], [1.0], [2.0], [3.0]], dtype=torch.float64)
+    >>> y = 2 * x + 1 + torch.tensor([[0.1], [-0.1], [0.1], [-0.1]], dtype=torch.float64)
+    >>> xc, yc = x - x.mean(0), y - y.mean(0)
+    >>> m = (torch.tensor([4.0]), x.mean(0), y.mean(0), xc.T @ xc, xc.T @ yc, (yc**2).sum(0))
+    >>> eye = torch.eye(1, dtype=torch.float64)
+    >>> nll = held_out_neg_log_likelihood(m, eye, eye, IdentityMapping(), torch.tensor([1e-6]))
+    >>> import numpy as np
+    >>> line = np.polyfit(x[:, 0].numpy(), y[:, 0].numpy(), 1)
+    >>> rss = float(((np.polyval(line, x[:, 0].numpy()) - y[:, 0].numpy()) ** 2).sum())
+    >>> bool(np.isclose(float(nll), 2 * np.log(2 * np.pi * rss / 4) + 2))
+    True
+    """
+    n, x_mean, y_mean, sxx, sxy, syy = moments
+    wide = sxx.dtype
+    P, U = P.to(wide), U.to(wide)
+    K = P.shape[1]
+    eye = torch.eye(K, dtype=wide, device=P.device)
+    mapping_dtype = next(mapping.parameters(), eye).dtype
+    (weight,) = apply_mapping(mapping, [eye.to(mapping_dtype)], 1)
+    M = weight.to(wide) @ U.T  # (K, e): z = x P M
+    quad = (M * ((P.T @ sxx @ P) @ M)).sum(0)  # centred Σ z²
+    cross = (M * (P.T @ sxy)).sum(0)  # centred Σ z y
+    z_mean = (x_mean.to(wide) @ P) @ M
+    y_mean = y_mean.to(wide)
+    if scales and offsets:
+        rss = syy - torch.where(quad > 0, cross**2 / torch.where(quad > 0, quad, 1.0), 0.0)
+    elif offsets:  # c = 1
+        rss = syy - 2 * cross + quad
+    else:  # uncentred sums: o = 0
+        szz, szy, syy_raw = quad + n * z_mean**2, cross + n * z_mean * y_mean, syy + n * y_mean**2
+        if scales:
+            rss = syy_raw - torch.where(szz > 0, szy**2 / torch.where(szz > 0, szz, 1.0), 0.0)
+        else:
+            rss = syy_raw - 2 * szy + szz
+    rss = rss.clamp_min(0.0)
+    psi = torch.maximum(rss / n, var_floor.to(wide))
+    return (0.5 * n * torch.log(2 * math.pi * psi) + rss / (2 * psi)).sum()

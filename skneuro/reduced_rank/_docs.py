@@ -40,6 +40,7 @@ _COMMON_DOC = """{summary}
     fixed_params : tuple of str, default=()
         Parameters among ``{fixed}`` held at their initial values.
     {{engine_parameters}}
+    {{early_stopping_parameters}}
 
     Attributes
     ----------

@@ -16,7 +16,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._engine import LearningRateSchedule, TorchEstimatorMixin, fit_module, make_generators
-from .._engine.base import engine_parameter_constraints, to_numpy
+from .._engine.base import early_stopping_constraints, engine_parameter_constraints, to_numpy
 from .._persist import SaveLoadMixin
 from ..utils._linalg import target_scales
 from ..utils._validation import NamedScoreMixin, check_range, check_spread, named_validate_data
@@ -58,6 +58,7 @@ class _ReducedRankBase(
         "min_var": [Interval(Real, 0, None, closed="left")],
         "fixed_params": [tuple, list],
         **engine_parameter_constraints(),
+        **early_stopping_constraints(),
     }
 
     def __init__(
@@ -79,6 +80,8 @@ class _ReducedRankBase(
         chunk_size=None,
         tol=1e-4,
         n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
         warm_start=False,
         device="cpu",
         dtype="float32",
@@ -102,6 +105,8 @@ class _ReducedRankBase(
         self.chunk_size = chunk_size
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.warm_start = warm_start
         self.device = device
         self.dtype = dtype
@@ -131,9 +136,14 @@ class _ReducedRankBase(
                 raise ValueError(f"solver='closed_form' is only available for the linear link, not {self._link!r}.")
             if self._penalised() or fixed:
                 raise ValueError("solver='closed_form' cannot be combined with l1/l2 penalties or fixed_params.")
+            if self.early_stopping:
+                raise ValueError(
+                    "solver='closed_form' has no epochs to stop: use early_stopping=False or an iterative solver."
+                )
             return "closed_form"
         if solver == "auto":
-            if self._link == "linear" and not self._penalised() and not fixed and not self._warm():
+            iterative = self._penalised() or fixed or self._warm() or self.early_stopping
+            if self._link == "linear" and not iterative:
                 return "closed_form"
             if self.batch_size is not None or self.l1_w0 > 0 or self.l1_w1 > 0:
                 return "adam"
@@ -220,6 +230,11 @@ class _ReducedRankBase(
         if solver != "closed_form":
             check_spread("X", X, self.dtype)
             check_spread("y", Y, self.dtype)
+        train, held_out = self._validation_split(n)
+        validation = None
+        if held_out is not None:
+            validation = (X[held_out], Y[held_out])
+            X, Y = X[train], Y[train]
         torch_gen, numpy_gen = make_generators(self.random_state)
         scales = target_scales(Y)
         floor = self.min_var * scales
@@ -232,7 +247,7 @@ class _ReducedRankBase(
             w0, w1 = factor(W, self.n_components)
             exact = {"w0": w0, "w1": w1, "o2": o2, "v": v}
             module = self._build_module(exact, floor, scales, device, dtype)
-            curve, n_iter, n_updates = list(history), len(history), 0
+            curve, n_iter, n_updates, result = list(history), len(history), 0, None
         else:
             exact = None
             if warm:
@@ -242,16 +257,17 @@ class _ReducedRankBase(
             else:
                 params = self._initial_params(X, Y, floor, scales, numpy_gen)
                 module = self._build_module(params, floor, scales, device, dtype)
-            result = self._train(module, X, Y, solver, fixed, torch_gen, dtype)
+            result = self._train(module, X, Y, solver, fixed, torch_gen, dtype, validation)
             curve, n_iter, n_updates = result.loss_curve, result.n_iter, result.n_updates
         # Fitted attributes are set together, only once everything above has succeeded.
         self.device_, self._y_ndim, self.var_floor_, self.solver_ = device, y.ndim, floor, solver
         self.loss_curve_, self.n_iter_, self.n_updates_ = curve, n_iter, n_updates
+        self._store_validation(result)
         self.module_ = module
         self._store_standard_form(exact)
         return self
 
-    def _train(self, module, X, Y, solver, fixed, torch_gen, dtype):
+    def _train(self, module, X, Y, solver, fixed, torch_gen, dtype, validation=None):
         """Run the engine on the negative log-likelihood (plus penalties)."""
         held = {"rho" if name == "noise_variance" else name for name in fixed}
         params = [p for name, p in module.named_parameters() if name not in held]
@@ -271,6 +287,7 @@ class _ReducedRankBase(
             penalty=penalty,
             params=params,
             generator=torch_gen,
+            validation_data=None if validation is None else tuple(torch.tensor(a, dtype=dtype) for a in validation),
             **self._engine_options(solver=solver, learning_rate=lr),
             log_terms=self._log_terms,
         )

@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._engine import InitialObjectiveNotFinite, TorchEstimatorMixin, fit_module, make_generators
-from .._engine.base import engine_parameter_constraints, to_numpy
+from .._engine.base import early_stopping_constraints, engine_parameter_constraints, to_numpy
 from .._persist import SaveLoadMixin
 from ..utils._validation import check_numeric, check_range
 from ._modules import ACTIVATIONS
@@ -97,6 +97,7 @@ def rate_rnn_constraints():
         "clip_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
         "solver": [StrOptions({"adam", "lbfgs"})],
         **engine_parameter_constraints(),
+        **early_stopping_constraints(),
     }
 
 
@@ -157,6 +158,11 @@ class RateRNNBase(TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstima
         mask = check_mask(sample_weight, y)
         check_range("sample_weight", mask, self.dtype)
         device, dtype = self._resolve_device_dtype()
+        train, held_out = self._validation_split(X.shape[0], "trials")
+        validation = None
+        if held_out is not None:
+            validation = tuple(torch.tensor(a[held_out], dtype=dtype) for a in (X, y, mask))
+            X, y, mask = X[train], y[train], mask[train]
         torch_gen, numpy_gen = make_generators(self.random_state)
         if warm:
             module, built = self.module_.to(device=device, dtype=dtype), None
@@ -173,6 +179,10 @@ class RateRNNBase(TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstima
                 total = total + self.l2_firing_rate * (rates**2).sum() / (n_steps * n_rec)
             return total
 
+        def validation_loss(m, xb, yb, mb):
+            out, _, _ = m(xb, noise=False)  # the masked error of the noise-free network, no penalty
+            return (mb * (out - yb) ** 2).sum() / (n_steps * n_out)
+
         data = tuple(torch.tensor(a, dtype=dtype) for a in (X, y, mask))
         try:
             result = fit_module(
@@ -183,6 +193,8 @@ class RateRNNBase(TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstima
                 params=trained,
                 generator=torch_gen,
                 clip_grad_norm=self.clip_grad_norm,
+                validation_data=validation,
+                validation_loss=validation_loss,
                 **self._engine_options(),
             )
         except InitialObjectiveNotFinite as exc:
@@ -191,6 +203,7 @@ class RateRNNBase(TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstima
             ) from exc
         self.module_, self.device_, self.n_features_in_ = module, device, X.shape[2]
         self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
+        self._store_validation(result)
         self._store_weights(built)
         return self
 

@@ -23,7 +23,7 @@ _RANDOM_INITS = ("glorot_gauss", "glorot_unif", "const_gauss", "const_unif")
 _WEIGHT_NAMES = ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")
 
 
-@fill_doc(max_iter=50, learning_rate=0.001, tol=1e-4, n_iter_no_change=10, batch_size=64)
+@fill_doc(max_iter=50, learning_rate=0.001, tol=1e-4, n_iter_no_change=10, batch_size=64, held_out="trials")
 class RateRNNRegressor(RateRNNBase):
     r"""A leaky rate RNN trained on trials, with PsychRNN's biological constraints.
 
@@ -73,6 +73,7 @@ class RateRNNRegressor(RateRNNBase):
         :class:`WeightInitializer` passed as ``init`` is used as it is.
     {solver_parameter}
     {engine_parameters}
+    {early_stopping_parameters}
 
     Attributes
     ----------
@@ -161,6 +162,8 @@ class RateRNNRegressor(RateRNNBase):
         chunk_size=None,
         tol=1e-4,
         n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
         warm_start=False,
         device="cpu",
         dtype="float32",
@@ -200,6 +203,8 @@ class RateRNNRegressor(RateRNNBase):
         self.chunk_size = chunk_size
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.warm_start = warm_start
         self.device = device
         self.dtype = dtype

@@ -44,7 +44,7 @@ def _initial_weights(spec, n_out, rng):
     return V_in, V_rec, V_out
 
 
-@fill_doc(max_iter=50, learning_rate=0.001, tol=1e-4, n_iter_no_change=10, batch_size=64)
+@fill_doc(max_iter=50, learning_rate=0.001, tol=1e-4, n_iter_no_change=10, batch_size=64, held_out="trials")
 class MultiRegionRNNRegressor(RateRNNBase):
     r"""A leaky rate RNN built from named brain regions, trained on trials.
 
@@ -81,6 +81,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
         If set, the initial effective recurrent matrix is scaled to this spectral radius.
     {solver_parameter}
     {engine_parameters}
+    {early_stopping_parameters}
 
     Attributes
     ----------
@@ -174,6 +175,8 @@ class MultiRegionRNNRegressor(RateRNNBase):
         chunk_size=None,
         tol=1e-4,
         n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
         warm_start=False,
         device="cpu",
         dtype="float32",
@@ -206,6 +209,8 @@ class MultiRegionRNNRegressor(RateRNNBase):
         self.chunk_size = chunk_size
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.warm_start = warm_start
         self.device = device
         self.dtype = dtype

@@ -38,6 +38,16 @@ callback : callable or None, default=None
     Called as ``callback(epoch, loss)`` after every epoch (iteration for L-BFGS). Raising
     ``KeyboardInterrupt`` in it stops the fit like Ctrl-C: the estimator is left fitted
     with the parameters of the best epoch so far, and ``n_iter_`` says how far it got.""",
+    "early_stopping_parameters": """
+early_stopping : bool, default=False
+    Hold out ``validation_fraction`` of the {held_out} (drawn from ``random_state``: same
+    seed, same split), score them after every epoch and stop when that score has not
+    improved by ``tol`` for ``n_iter_no_change`` epochs; the parameters of the best
+    epoch are kept. The score is the negative mean per-sample loss of the held-out
+    {held_out} (no penalty), recorded in ``validation_scores_``.
+validation_fraction : float, default=0.1
+    Share of the {held_out} held out when ``early_stopping`` is True (at least one held
+    out and two left for training).""",
     "solver_parameter": """
 solver : {{"adam", "lbfgs"}}, default="adam"
     Optimizer: minibatch Adam, or full-batch L-BFGS with a strong-Wolfe line search
@@ -76,6 +86,11 @@ n_updates_ : int
     Optimizer steps taken.
 loss_curve_ : list of float
     Training objective per epoch.
+validation_scores_ : list of float or None
+    With ``early_stopping``: the validation score after each epoch (higher is better);
+    None otherwise.
+best_validation_score_ : float or None
+    The best validation score; its epoch's parameters are the fitted ones.
 n_features_in_ : int
     Number of features seen during fit.
 feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -110,7 +125,11 @@ def fill_doc(**defaults):
             while marker in doc:
                 line_start = doc.rfind("\n", 0, doc.index(marker)) + 1
                 indent = doc[line_start : doc.index(marker)]
-                body = text.strip("\n").format(**{"batch_size": None, **defaults}) if defaults else text.strip("\n")
+                body = (
+                    text.strip("\n").format(**{"batch_size": None, "held_out": "samples", **defaults})
+                    if defaults
+                    else text.strip("\n")
+                )
                 body = textwrap.indent(body, indent)[len(indent) :]
                 doc = doc.replace(marker, body, 1)
         obj.__doc__ = doc
