@@ -6,7 +6,7 @@ from numbers import Real
 
 import numpy as np
 
-from ._task_base import Task, _check_int
+from ._task_base import Task, _check_int, check_scored_trials
 
 __all__ = ["FlipFlop"]
 
@@ -141,21 +141,7 @@ class FlipFlop(Task):
         >>> FlipFlop(n_bits=1).accuracy(y, [[[5.0], [0.3], [-0.1], [-2.0]]], y != 0)
         0.6666666666666666
         """
-        y_true = np.asarray(y_true, dtype=float)
-        y_pred = np.asarray(y_pred, dtype=float)
-        mask = np.asarray(mask, dtype=float)
-        if y_true.ndim != 3 or y_pred.shape != y_true.shape:
-            raise ValueError(
-                "y_true and y_pred must be arrays of the same shape (n_trials, n_steps, n_outputs); "
-                f"got {y_true.shape} and {y_pred.shape}."
-            )
-        if mask.ndim == 2:
-            mask = mask[:, :, None]
-        if mask.ndim != 3 or mask.shape[:2] != y_true.shape[:2] or mask.shape[2] not in (1, y_true.shape[2]):
-            raise ValueError(
-                f"mask must have shape (n_trials, n_steps) or (n_trials, n_steps, n_outputs) matching y_true "
-                f"{y_true.shape}; got {mask.shape}."
-            )
+        y_true, y_pred, mask = check_scored_trials(y_true, y_pred, mask)
         counted = np.broadcast_to(mask != 0, y_true.shape)
         if not counted.any():
             return float("nan")

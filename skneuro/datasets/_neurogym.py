@@ -15,8 +15,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from ._latent_regression import _check_random_state
-from ._task_base import Task, TaskBatch, _check_int, _check_positive
+from ..utils._random import as_generator
+from ._task_base import Task, TaskBatch, _check_int, _check_positive, check_scored_trials
 
 __all__ = ["NeuroGymTask"]
 
@@ -236,7 +236,7 @@ class NeuroGymTask(Task):
         """
         _check_int("n_trials", n_trials, 1)
         self._validate()
-        return self._generate(n_trials, _check_random_state(random_state))
+        return self._generate(n_trials, as_generator(random_state))
 
     def iter_batches(self, batch_size: int, random_state=None) -> Iterator[TaskBatch]:
         """An endless stream of batches; one seeded environment runs through the whole stream.
@@ -266,7 +266,7 @@ class NeuroGymTask(Task):
         """
         _check_int("batch_size", batch_size, 1)
         self._validate()
-        env = self._seeded_copy(_check_random_state(random_state))
+        env = self._seeded_copy(as_generator(random_state))
         return (self._draw(env, batch_size) for _ in itertools.repeat(None))
 
     def accuracy(self, y_true, y_pred, mask) -> float:
@@ -396,18 +396,8 @@ def _check_trial_api(env):
 
 def _last_step_accuracy(y_true, y_pred, mask) -> float:
     """Fraction of scored trials whose argmax output at their last target step is the target's."""
-    y_true = np.asarray(y_true, dtype=float)
-    y_pred = np.asarray(y_pred, dtype=float)
-    mask = np.asarray(mask, dtype=float)
-    if y_true.ndim != 3 or y_pred.shape != y_true.shape:
-        raise ValueError(
-            "y_true and y_pred must be arrays of the same shape (n_trials, n_steps, n_outputs); "
-            f"got {y_true.shape} and {y_pred.shape}."
-        )
-    if mask.ndim == 3:
-        mask = mask.any(axis=2)
-    if mask.shape != y_true.shape[:2]:
-        raise ValueError(f"mask must have shape (n_trials, n_steps[, n_outputs]) matching y_true; got {mask.shape}.")
+    y_true, y_pred, mask = check_scored_trials(y_true, y_pred, mask)
+    mask = mask.any(axis=2)
     has_target = np.any(y_true != 0, axis=2)
     scored = mask.any(axis=1) & has_target.any(axis=1)
     if not scored.any():

@@ -46,6 +46,29 @@ class TaskBatch(NamedTuple):
     trial_params: dict
 
 
+def check_scored_trials(y_true, y_pred, mask):
+    """``(y_true, y_pred, mask)`` as float arrays, the mask 3-D (``(n_trials, n_steps, 1)`` or full).
+
+    The shared input check of every task's ``accuracy``: ValueError naming what disagrees.
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    mask = np.asarray(mask, dtype=float)
+    if y_true.ndim != 3 or y_pred.shape != y_true.shape:
+        raise ValueError(
+            "y_true and y_pred must be arrays of the same shape (n_trials, n_steps, n_outputs); "
+            f"got {y_true.shape} and {y_pred.shape}."
+        )
+    if mask.ndim == 2:
+        mask = mask[:, :, None]
+    if mask.ndim != 3 or mask.shape[:2] != y_true.shape[:2] or mask.shape[2] not in (1, y_true.shape[2]):
+        raise ValueError(
+            f"mask must have shape (n_trials, n_steps) or (n_trials, n_steps, n_outputs) matching y_true "
+            f"{y_true.shape}; got {mask.shape}."
+        )
+    return y_true, y_pred, mask
+
+
 def accuracy(y_true, y_pred, mask) -> float:
     """Fraction of trials whose choice matches the target's choice.
 
@@ -76,21 +99,7 @@ def accuracy(y_true, y_pred, mask) -> float:
     >>> accuracy(y, y, mask), accuracy(y, y[:, :, ::-1], mask)
     (1.0, 0.0)
     """
-    y_true = np.asarray(y_true, dtype=float)
-    y_pred = np.asarray(y_pred, dtype=float)
-    mask = np.asarray(mask, dtype=float)
-    if y_true.ndim != 3 or y_pred.shape != y_true.shape:
-        raise ValueError(
-            "y_true and y_pred must be arrays of the same shape (n_trials, n_steps, n_outputs); "
-            f"got {y_true.shape} and {y_pred.shape}."
-        )
-    if mask.ndim == 2:
-        mask = mask[:, :, None]
-    if mask.ndim != 3 or mask.shape[:2] != y_true.shape[:2] or mask.shape[2] not in (1, y_true.shape[2]):
-        raise ValueError(
-            f"mask must have shape (n_trials, n_steps) or (n_trials, n_steps, n_outputs) matching y_true "
-            f"{y_true.shape}; got {mask.shape}."
-        )
+    y_true, y_pred, mask = check_scored_trials(y_true, y_pred, mask)
     scored = np.any(mask != 0, axis=(1, 2))
     if not scored.any():
         return float("nan")
