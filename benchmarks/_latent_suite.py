@@ -66,8 +66,8 @@ class Case:
     n_terms: int = 6  # bumps or waves per mode function
     mode_noise: float = 0.075  # per-neuron mode noise, fraction of the function's rms
     positions: str = "uniform"  # "uniform" or "clustered"
-    n_inputs: tuple = (150, 350)
-    n_outputs: tuple = (120, 300)
+    n_inputs: tuple = (250, 400)
+    n_outputs: tuple = (200, 350)
     noise_std: tuple = (0.05, 0.15)  # times sqrt(n_modes)
     extra: dict = field(default_factory=dict)
 
@@ -84,7 +84,7 @@ SUITE = (
     Case("waves, K2, 2x1500, noise 10%", "waves", 2, 2, 1500, seed=106, mode_noise=0.10),
     Case("bumps w0.1-0.4, K3, 3x4000, clustered", "bumps", 3, 3, 4000, seed=107, positions="clustered",
          n_terms=8),
-    Case("waves, K4, 2x5000, noise 5%", "waves", 4, 2, 5000, seed=108, mode_noise=0.05, n_inputs=(250, 400)),
+    Case("waves, K4, 2x5000, noise 5%", "waves", 4, 2, 5000, seed=108, mode_noise=0.05, n_inputs=(300, 400)),
 )  # fmt: skip
 
 # Candidates for new defaults are chosen on TUNING only, then judged on HELD_OUT (and all).
