@@ -48,7 +48,7 @@ so that a candidate default chosen on one half is judged on the other.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import r2_score
@@ -78,7 +78,6 @@ class Case:
     n_inputs: tuple = (250, 400)
     n_outputs: tuple = (200, 350)
     noise_std: tuple = (0.05, 0.15)  # times sqrt(n_modes)
-    extra: dict = field(default_factory=dict)
 
 
 SUITE = (
