@@ -14,9 +14,18 @@ s2, whose neurons it never saw); and the noise ceiling, the true model's R²
 table: the original system's figures from the spec (janelia_core 78e7f69, bump predictors, one
 thread) and the target.
 
+Then the suite of issue #14 (``benchmarks/_latent_suite.py``: data unlike the simulator
+above, bumps of widths 0.1-0.4 and sums of waves and gradients, 1-4 modes, 2-4 training
+subjects, 1,000-5,000 samples, 5-10 % mode noise): per generator the R² on its unseen subject,
+the true-function ceiling, the gap and the fit time, for the defaults (``n_components`` set to
+the generator's number of modes, ``random_state=0``), ``max_iter=2000``,
+``learning_rate=1e-2`` and ``early_stopping=True``, with verdicts against the issue's targets:
+unseen R² >= ceiling - 0.015 in <= 16 s (defaults), ``max_iter=2000`` >= defaults - 0.005,
+``learning_rate=1e-2`` >= ceiling - 0.03.
+
 One thread for torch and BLAS (set before numpy loads).
 
-Run: ``python benchmarks/latent_regression.py [--device cpu] [--seeds 0 1 2]``
+Run: ``python benchmarks/latent_regression.py [--device cpu] [--seeds 0 1 2] [--suite-only | --skip-suite]``
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _common import print_verdicts  # noqa: E402
+from _latent_suite import SUITE, make_case  # noqa: E402
 from sklearn.metrics import r2_score  # noqa: E402
 
 from skneuro.datasets import make_multi_subject_latent_regression  # noqa: E402
@@ -42,6 +53,13 @@ from skneuro.reduced_rank import RRLinearRegressor  # noqa: E402
 N_SAMPLES, N_TRAIN_RR = 5000, 4000
 ORIGINAL = {"seconds": 16.1, "unseen_r2": 0.972, "mlp_unseen_r2": (0.35, 0.58)}  # spec §6
 TARGET = {"seconds": 16.0, "unseen_r2": 0.97}
+SUITE_TARGET = {"gap": 0.015, "seconds": 16.0, "longer": 0.005, "lr_gap": 0.03}  # issue #14
+SUITE_RUNS = (
+    ("defaults", {}),
+    ("max_iter=2000", {"max_iter": 2000}),
+    ("learning_rate=1e-2", {"learning_rate": 1e-2}),
+    ("early_stopping=True", {"early_stopping": True}),
+)
 
 
 def pooled_r2(y, y_hat):
@@ -138,10 +156,67 @@ def run_seed(seed, device):
     return results
 
 
+def run_suite(device):
+    """The issue #14 suite: unseen R², ceiling, gap and time per generator and setting, then verdicts."""
+    print("\nsuite of issue #14 (benchmarks/_latent_suite.py): train on the generator's subjects, score its unseen one")
+    header = (
+        f"{'generator':42s} {'setting':20s} {'unseen R²':>9s} {'ceiling':>8s} {'gap':>7s} {'time (s)':>8s} "
+        f"{'epochs':>6s}"
+    )
+    print(header)
+    print("-" * len(header))
+    verdicts = []
+    for case in SUITE:
+        data = make_case(case)
+        scores = {}
+        for label, kwargs in SUITE_RUNS:
+            est = MultiSubjectLatentRegressor(case.n_modes, random_state=0, device=device, **kwargs)
+            est, seconds = timed_fit(est, data["X_train"], data["y_train"])
+            unseen = est.score([data["X_test"]], [data["y_test"]])
+            scores[label] = (unseen, seconds)
+            gap = data["ceiling"] - unseen
+            print(
+                f"{case.name:42s} {label:20s} {unseen:9.4f} {data['ceiling']:8.4f} {gap:7.4f} {seconds:8.2f} "
+                f"{est.n_iter_:6d}"
+            )
+        ceiling, (default, seconds) = data["ceiling"], scores["defaults"]
+        longer, fast = scores["max_iter=2000"][0], scores["learning_rate=1e-2"][0]
+        t = SUITE_TARGET
+        verdicts += [
+            (
+                f"{case.name}: defaults",
+                f"{default:.4f} in {seconds:.1f} s",
+                f"{ceiling:.4f}",
+                f">= {ceiling - t['gap']:.4f}, <= {t['seconds']:g} s",
+                default >= ceiling - t["gap"] and seconds <= t["seconds"],
+            ),
+            (
+                f"{case.name}: max_iter=2000",
+                f"{longer:.4f}",
+                f"{default:.4f} (defaults)",
+                f">= {default - t['longer']:.4f}",
+                longer >= default - t["longer"],
+            ),
+            (
+                f"{case.name}: learning_rate=1e-2",
+                f"{fast:.4f}",
+                f"{ceiling:.4f}",
+                f">= {ceiling - t['lr_gap']:.4f}",
+                fast >= ceiling - t["lr_gap"],
+            ),
+        ]
+    print_verdicts(verdicts, reference="ceiling / defaults")
+    met = sum(ok for *_, ok in verdicts)
+    print(f"\nsuite targets met: {met} of {len(verdicts)}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--suite-only", action="store_true", help="only the issue #14 suite")
+    which.add_argument("--skip-suite", action="store_true", help="only the seed benchmark (spec §6)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     device = torch.device(args.device)
@@ -158,7 +233,14 @@ def main():
     # warm-up (first-call costs: imports, thread pools, allocator)
     Xw, yw = make_multi_subject_latent_regression(2, 50, n_inputs=10, n_outputs=10, random_state=0)
     timed_fit(MultiSubjectLatentRegressor(n_bumps=5, max_iter=2, device=args.device, random_state=0), Xw, yw)
-    results = [run_seed(seed, str(device)) for seed in args.seeds]
+    if not args.suite_only:
+        run_seeds(args.seeds, str(device))
+    if not args.skip_suite:
+        run_suite(str(device))
+
+
+def run_seeds(seeds, device):
+    results = [run_seed(seed, device) for seed in seeds]
     if len(results) > 1:
         print("\nacross seeds (skneuro bumps, defaults):")
         seconds, unseen, seen = np.array([r["bumps (defaults)"] for r in results]).T
