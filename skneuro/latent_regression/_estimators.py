@@ -22,7 +22,7 @@ from ..utils._docstrings import fill_doc
 from ..utils._validation import check_range
 from ._building import LatentModelBuilding, SubjectFitting
 from ._data import SubjectData
-from ._held_out import HeldOutNeurons
+from ._held_out import HeldOutNeurons, data_moments
 from ._modules import (
     SUBJECT_PARAMS,
     IdentityMapping,
@@ -38,9 +38,7 @@ __all__ = ["MultiSubjectLatentRegressor"]
 def _moments(subject, ys):
     """``(n, x̄, ȳ, X̃ᵀX̃, X̃ᵀỸ, diag ỸᵀỸ)`` of one subject with one group each way (float64)."""
     (x,), (y,) = subject.x_groups(), ys
-    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-    xc, yc = x - x_mean, y - y_mean
-    return np.array([x.shape[0]], dtype=np.float64), x_mean, y_mean, xc.T @ xc, xc.T @ yc, (yc**2).sum(axis=0)
+    return data_moments(x, y)
 
 
 def _numpy_dtype(dtype):

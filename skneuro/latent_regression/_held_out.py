@@ -23,8 +23,12 @@ from ._data import SubjectData
 from ._modules import IdentityMapping, LinearMapping, held_out_neg_log_likelihood
 
 
-def _moments(x, y):
-    """``(n, x̄, ȳ, X̃ᵀX̃, X̃ᵀỸ, diag ỸᵀỸ)`` in float64."""
+def data_moments(x, y):
+    """``(n, x̄, ȳ, X̃ᵀX̃, X̃ᵀỸ, diag ỸᵀỸ)`` of inputs ``x`` and outputs ``y`` (float64).
+
+    What :meth:`SubjectModel.neg_log_likelihood_from_moments` and
+    :func:`held_out_neg_log_likelihood` need of a data set.
+    """
     x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - x_mean, y - y_mean
     return np.array([x.shape[0]], dtype=np.float64), x_mean, y_mean, xc.T @ xc, xc.T @ yc, (yc**2).sum(axis=0)
@@ -79,7 +83,7 @@ class HeldOutNeurons:
         groups, val_props, floors = [], [], []
         for s, (_, q_val, y_val) in zip(subjects, held):
             (x,) = s.x_groups()
-            groups.append(tuple(torch.tensor(a, dtype=wide)[None] for a in _moments(x, y_val)))
+            groups.append(tuple(torch.tensor(a, dtype=wide)[None] for a in data_moments(x, y_val)))
             val_props.append(torch.as_tensor(q_val, device=device, dtype=dtype))
             floors.append(torch.as_tensor(self.min_var * target_scales(y_val), dtype=wide))
         data = GroupedData(groups, n_total=sum(s.n_samples for s in subjects))
