@@ -199,7 +199,7 @@ class Objective:
         for start in range(0, n_batch, max(step, 1)):
             stop = min(start + step, n_batch)
             if rows is None:
-                chunk = [t[start:stop] for t in tensors] if step < n_batch else list(tensors)
+                chunk = [t[start:stop] if step < n_batch or not torch.is_tensor(t) else t for t in tensors]
             else:
                 part_rows = rows[start:stop]
                 chunk = [t[part_rows.to(t.device)] for t in tensors]
@@ -241,7 +241,7 @@ class Validation:
         step = n if self.chunk_size is None else max(int(self.chunk_size), 1)
         total = 0.0
         for start in range(0, n, max(step, 1)):
-            chunk = [t[start : start + step] for t in tensors] if step < n else list(tensors)
+            chunk = [t[start : start + step] if step < n or not torch.is_tensor(t) else t for t in tensors]
             if self.chunk_size is not None:
                 chunk = [t.to(device, non_blocking=True) for t in chunk]
             total += float(self.loss(self.module, *prefix, *chunk))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._steps import GroupedData, NonFinite, Objective, Validation, make_runner, restore, snapshot
+from ._steps import GroupedData, LBFGSStepper, NonFinite, Objective, Validation, make_runner, restore, snapshot
 from .base import warn_user
 from .hooks import Hooks, hooked_modules
 from .schedules import LearningRateSchedule
@@ -297,7 +297,14 @@ def _place(data, chunk_size, device):
 
 
 def _run_epochs(runner, schedule, monitor, result, epochs, n_iter_no_change, checkpoint, callback):
-    """The loop: one runner call per epoch, history, checkpoints, callback, early stopping."""
+    """The loop: one runner call per epoch, history, checkpoints, callback, early stopping.
+
+    L-BFGS is deterministic: an iteration that improves the training objective by less
+    than ``tol`` ends the fit (as scipy's ``ftol``); there is no noise to wait out.
+    Patience (``n_iter_no_change``) applies to Adam epochs and to validation scores.
+    """
+    if isinstance(runner, LBFGSStepper) and monitor.validation is None:
+        n_iter_no_change = 1
     for epoch in epochs:
         for group in runner.optimizer.param_groups:
             group["lr"] = schedule(epoch)

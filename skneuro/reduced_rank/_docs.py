@@ -109,4 +109,12 @@ def _doc(name, link, summary, equation):
     )
     holder = type("_Doc", (), {"__doc__": doc})
     fill_doc(max_iter=300, learning_rate="None (0.01 for adam, 1.0 for lbfgs)", tol=1e-4, n_iter_no_change=10)(holder)
-    return holder.__doc__
+    shared = "for ``n_iter_no_change`` consecutive epochs."
+    assert shared in holder.__doc__
+    return holder.__doc__.replace(
+        shared,
+        shared + " The objective sums over targets, so ``tol`` is per\n"
+        "        target (nats per sample and target): the threshold is ``tol * n_targets``.\n"
+        "        L-BFGS, which is deterministic, stops at the first iteration below it.",
+        1,
+    )

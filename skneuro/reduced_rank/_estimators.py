@@ -17,16 +17,46 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._engine import LearningRateSchedule, TorchEstimatorMixin, fit_module, make_generators
 from .._engine.base import early_stopping_constraints, engine_parameter_constraints, to_numpy
+from .._engine.data import LazyRows
 from .._persist import SaveLoadMixin
-from ..utils._linalg import target_scales
-from ..utils._validation import NamedScoreMixin, check_range, check_spread, named_validate_data
-from ._closed_form import closed_form_fit, standard_form
+from ..utils._chunks import RowReader, chunk_rows, is_array_source
+from ..utils._linalg import scales_from_moments
+from ..utils._validation import NamedScoreMixin, check_range, check_spread_extremes, named_validate_data
+from ._closed_form import closed_form_moments, standard_form
 from ._docs import _doc
-from ._init import alternate_fit, constant_targets_flat, factor, match_linear_fit
+from ._init import alternate_fit, constant_targets_flat, factor, match_linear_fit, polish_targets
 from ._modules import LINK_PARAMS, ReducedRankModule
+from ._moments import data_moments
 from ._predict import ReducedRankPredictMixin
 
 __all__ = ["RRExpRegressor", "RRLinearRegressor", "RRReluRegressor", "RRSigmoidRegressor"]
+
+
+#: data (samples x targets) up to which every stage sees all rows at once: the nonlinear
+#: start runs on all rows and the engine gets whole tensors; beyond it the start runs on a
+#: row subsample, is polished on all rows in chunks, and the engine reads row chunks
+IN_ONE_PIECE = 2**23
+#: rows of the subsample that the nonlinear start is fitted on, beyond ``IN_ONE_PIECE``
+SUBSAMPLE_ROWS = 2000
+
+
+def _chunk_budget(n, p, out_of_core):
+    """Elements per chunk: a share of the data (1/32 in memory, 1/128 from files), within [2**16, 2**22].
+
+    A chunk's forward and backward pass holds about ten chunk-sized arrays (some float64):
+    about a third of the data's size in memory, a tenth from files.
+    """
+    return int(min(2**22, max(2**16, n * p // (128 if out_of_core else 32))))
+
+
+def _subsample(n, k):
+    """Increasing rows for the nonlinear start: one at random in each of m equal strata (fixed seed)."""
+    m = max(SUBSAMPLE_ROWS, 200 * (k + 3))
+    if n <= m:
+        return None
+    edges = np.linspace(0, n, m + 1).astype(np.int64)
+    rng = np.random.default_rng(0)
+    return edges[:-1] + (rng.random(m) * (edges[1:] - edges[:-1])).astype(np.int64)
 
 
 def _rho_from_v(v, floor, scales):
@@ -153,11 +183,11 @@ class _ReducedRankBase(
     def _warm(self):
         return self.warm_start and hasattr(self, "module_")
 
-    def _initial_params(self, X, Y, floor, scales, numpy_gen):
+    def _initial_params(self, mom, Xr, Yr, floor, scales, numpy_gen, budget):
         """Float64 parameters to start from (standard names plus ``v``)."""
-        d, p, k = X.shape[1], Y.shape[1], self.n_components
+        d, p, k = Xr.shape[1], Yr.shape[1], self.n_components
         if self.init == "random":
-            y_mean, y_std = Y.mean(axis=0), np.sqrt(scales)
+            y_mean, y_std = mom.y_mean, np.sqrt(scales)
             params = {
                 "w0": numpy_gen.normal(scale=1.0 / np.sqrt(d), size=(d, k)),
                 "w1": numpy_gen.normal(scale=1.0 / np.sqrt(k), size=(p, k)),
@@ -171,13 +201,22 @@ class _ReducedRankBase(
             elif self._link == "relu":
                 params.update(o1=np.ones(p), o2=y_mean - y_std)
             return params
-        W, o2, v, _ = closed_form_fit(X, Y, k, alpha=self.alpha, var_floor=floor)
-        w0, w1 = factor(W, k)
-        params = match_linear_fit(self._link, X, Y, w0, w1, o2)
+        w0, w1, o2, v, _ = closed_form_moments(mom, k, alpha=self.alpha, var_floor=floor)
+        w0, w1 = factor(w0, w1, k)
+        params = match_linear_fit(self._link, mom, w0, w1, o2)
         if self._link == "linear":
             params["v"] = np.maximum(v, floor)
             return params
-        return constant_targets_flat(alternate_fit(self._link, X, Y, params, var_floor=floor), Y)
+        if mom.x_sub is None:  # all rows at once
+            X_start, Y_start = Xr.read(0, Xr.shape[0]), Yr.read(0, Yr.shape[0])
+        else:
+            X_start, Y_start = mom.x_sub, mom.y_sub
+        params = alternate_fit(self._link, X_start, Y_start, params, var_floor=floor)
+        if mom.x_sub is not None:
+            params.pop("v")
+            params = polish_targets(self._link, Xr, Yr, params, budget=budget)
+            params["v"] = np.maximum(params.pop("rss_n"), floor)
+        return constant_targets_flat(params, mom)
 
     def _build_module(self, params, floor, scales, device, dtype):
         d, k = params["w0"].shape
@@ -201,22 +240,20 @@ class _ReducedRankBase(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Also a ``numpy.memmap`` or any array with row slicing and a ``shape`` (an
+            ``h5py`` dataset, a ``zarr`` array): such inputs are read in row chunks and
+            never loaded whole (see the user guide's "Large data" page).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            As ``X``.
 
         Returns
         -------
         self : object
         """
         warm = self._warm()
-        X, y = named_validate_data(
-            self, X, y, reset=not warm, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2
-        )
-        y = y.astype(np.float64, copy=False)  # boolean targets stay bool through validate_data
-        check_range("X", X, self.dtype)
-        check_range("y", y, self.dtype)
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        n, d = X.shape
-        p = Y.shape[1]
+        Xr, Yr, y_ndim, out_of_core = self._fit_readers(X, y, reset=not warm)
+        n, d = Xr.shape
+        p = Yr.shape[1]
         if self.n_components > max(d, p):
             raise ValueError(
                 f"n_components={self.n_components} must be at most max(n_features={d}, n_targets={p}); "
@@ -227,24 +264,30 @@ class _ReducedRankBase(
             LearningRateSchedule(self.learning_rate)  # validate even when the closed form ignores it
         solver = self._resolve_solver(fixed)
         device, dtype = self._resolve_device_dtype()
-        if solver != "closed_form":
-            check_spread("X", X, self.dtype)
-            check_spread("y", Y, self.dtype)
         train, held_out = self._validation_split(n)
+        budget = _chunk_budget(n, p, out_of_core)
         validation = None
         if held_out is not None:
-            validation = (X[held_out], Y[held_out])
-            X, Y = X[train], Y[train]
+            Xv, Yv = Xr.subset(held_out), Yr.subset(held_out)
+            self._check_moments(data_moments(Xv, Yv, budget=budget), solver)
+            Xr, Yr = Xr.subset(train), Yr.subset(train)
+            validation = (Xv, Yv)
+        big = out_of_core or Xr.shape[0] * p > IN_ONE_PIECE
+        subsample = _subsample(Xr.shape[0], self.n_components) if big and self._link != "linear" else None
+        if self.init == "random" or warm or solver == "closed_form":
+            subsample = None
+        mom = data_moments(Xr, Yr, subsample=subsample, budget=budget)
+        self._check_moments(mom, solver)
         torch_gen, numpy_gen = make_generators(self.random_state)
-        scales = target_scales(Y)
+        scales = scales_from_moments(mom.y_var, np.maximum(np.abs(mom.y_min), np.abs(mom.y_max)))
         floor = self.min_var * scales
         if warm and (self.module_.n_targets != p or self.module_.n_components != self.n_components):
             raise ValueError("warm_start=True needs the same n_targets and n_components as the previous fit.")
         if solver == "closed_form":
-            W, o2, v, history = closed_form_fit(
-                X, Y, self.n_components, alpha=self.alpha, var_floor=floor, max_rounds=min(self.max_iter, 100)
+            w0, w1, o2, v, history = closed_form_moments(
+                mom, self.n_components, alpha=self.alpha, var_floor=floor, max_rounds=min(self.max_iter, 100)
             )
-            w0, w1 = factor(W, self.n_components)
+            w0, w1 = factor(w0, w1, self.n_components)
             exact = {"w0": w0, "w1": w1, "o2": o2, "v": v}
             module = self._build_module(exact, floor, scales, device, dtype)
             curve, n_iter, n_updates, result = list(history), len(history), 0, None
@@ -255,20 +298,82 @@ class _ReducedRankBase(
                 with torch.no_grad():
                     module.var_floor.copy_(torch.as_tensor(floor))
             else:
-                params = self._initial_params(X, Y, floor, scales, numpy_gen)
+                params = self._initial_params(mom, Xr, Yr, floor, scales, numpy_gen, budget)
                 module = self._build_module(params, floor, scales, device, dtype)
-            result = self._train(module, X, Y, solver, fixed, torch_gen, dtype, validation)
+            del mom  # the subsample
+            chunk = self.chunk_size if self.chunk_size is not None or not big else chunk_rows(d + p, budget)
+            result = self._train(module, Xr, Yr, solver, fixed, torch_gen, dtype, validation, chunk)
             curve, n_iter, n_updates = result.loss_curve, result.n_iter, result.n_updates
         # Fitted attributes are set together, only once everything above has succeeded.
-        self.device_, self._y_ndim, self.var_floor_, self.solver_ = device, y.ndim, floor, solver
+        self.device_, self._y_ndim, self.var_floor_, self.solver_ = device, y_ndim, floor, solver
         self.loss_curve_, self.n_iter_, self.n_updates_ = curve, n_iter, n_updates
         self._store_validation(result)
         self.module_ = module
         self._store_standard_form(exact)
         return self
 
-    def _train(self, module, X, Y, solver, fixed, torch_gen, dtype, validation=None):
-        """Run the engine on the negative log-likelihood (plus penalties)."""
+    def _fit_readers(self, X, y, reset):
+        """Validated ``(X reader, y reader, y.ndim, out_of_core)``.
+
+        In-memory inputs go through scikit-learn's validation (float32 and float64 kept as
+        they are); memmaps and file-backed arrays are checked without being read here
+        (finite values are checked chunk by chunk during the fit, naming the row).
+        """
+        if not (is_array_source(X) or is_array_source(y)):
+            X, y = named_validate_data(
+                self,
+                X,
+                y,
+                reset=reset,
+                multi_output=True,
+                y_numeric=True,
+                dtype=[np.float64, np.float32],
+                ensure_min_samples=2,
+            )
+            return RowReader(X, "X"), RowReader(y, "y"), y.ndim, False
+        sources = {}
+        for name, value, ndims in (("X", X, (2,)), ("y", y, (1, 2))):
+            if not is_array_source(value):
+                value = np.asarray(value)
+            kind = np.dtype(value.dtype).kind
+            if kind not in "biuf":
+                raise TypeError(f"{name} must be a real numeric array; got dtype {value.dtype}.")
+            if value.ndim not in ndims:
+                wanted = " or ".join(f"{n}-D" for n in ndims)
+                raise ValueError(f"{name} must be {wanted}; got an array of shape {tuple(value.shape)}.")
+            sources[name] = value
+        X, y = sources["X"], sources["y"]
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"X and y have different numbers of rows: X has shape {tuple(X.shape)}, y has shape {tuple(y.shape)}."
+            )
+        if X.shape[0] < 2:
+            raise ValueError(f"X: found {X.shape[0]} sample(s) while a minimum of 2 is required.")
+        if reset:
+            self.n_features_in_ = int(X.shape[1])
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
+                "as input."
+            )
+        return RowReader(X, "X"), RowReader(y, "y"), y.ndim, True
+
+    def _check_moments(self, mom, solver):
+        """Values training in ``dtype`` cannot represent (from each column's extremes)."""
+        check_range("X", np.concatenate([mom.x_min, mom.x_max]), self.dtype)
+        check_range("y", np.concatenate([mom.y_min, mom.y_max]), self.dtype)
+        if solver != "closed_form":
+            check_spread_extremes("X", mom.x_min, mom.x_max, self.dtype)
+            check_spread_extremes("y", mom.y_min, mom.y_max, self.dtype)
+
+    def _train(self, module, Xr, Yr, solver, fixed, torch_gen, dtype, validation=None, chunk_size=None):
+        """Run the engine on the negative log-likelihood (plus penalties).
+
+        Whole tensors when ``chunk_size`` is None; otherwise :class:`LazyRows`: every
+        evaluation reads the rows chunk by chunk from where they are.
+        """
         held = {"rho" if name == "noise_variance" else name for name in fixed}
         params = [p for name, p in module.named_parameters() if name not in held]
         lr = self.learning_rate
@@ -280,15 +385,21 @@ class _ReducedRankBase(
             def penalty(m):
                 return m.penalty(self.l1_w0, self.l2_w0, self.l1_w1, self.l2_w1)
 
+        def as_data(readers):
+            if chunk_size is None:
+                return tuple(torch.tensor(r.read(0, r.shape[0]), dtype=dtype) for r in readers)
+            return tuple(LazyRows(r, dtype) for r in readers)
+
         return fit_module(
             module,
             _nll_sum,
-            (torch.tensor(X, dtype=dtype), torch.tensor(Y, dtype=dtype)),
+            as_data((Xr, Yr)),
             penalty=penalty,
             params=params,
             generator=torch_gen,
-            validation_data=None if validation is None else tuple(torch.tensor(a, dtype=dtype) for a in validation),
-            **self._engine_options(solver=solver, learning_rate=lr),
+            validation_data=None if validation is None else as_data(validation),
+            # the objective sums over targets: ``tol`` is per target
+            **self._engine_options(solver=solver, learning_rate=lr, chunk_size=chunk_size, tol=self.tol * Yr.shape[1]),
             log_terms=self._log_terms,
         )
 

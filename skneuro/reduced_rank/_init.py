@@ -8,6 +8,14 @@ r"""Initialisation of the nonlinear links from the closed-form linear fit.
    targets are independent small least-squares problems (k + 3 unknowns each), solved
    together, vectorised over targets. This second-order start is what lets the joint
    L-BFGS finish quickly on the expansive exp link, where first-order methods stall.
+3. :func:`alternate_fit` alternates those per-target fits with Gauss–Newton steps on
+   ``w0``. On large data it runs on a subsample of rows, and :func:`polish_targets` then
+   takes a few Levenberg–Marquardt steps of every target on all rows, streamed in row
+   chunks (one pass per step), so that every stage costs O(n p) time and chunk-sized
+   memory.
+
+Targets are processed in blocks of about ``2**16`` (target, sample) pairs, small enough
+for the cache.
 """
 
 from __future__ import annotations
@@ -15,28 +23,31 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..utils._chunks import chunk_rows
 from ..utils._linalg import standard_form
 
-__all__ = ["constant_targets_flat", "factor", "match_linear_fit", "refine_targets"]
+__all__ = ["alternate_fit", "constant_targets_flat", "factor", "match_linear_fit", "polish_targets", "refine_targets"]
+
+#: (target, sample) pairs per block of targets in the vectorised Levenberg–Marquardt steps
+BLOCK_ELEMENTS = 2**16
 
 
-def match_linear_fit(link, X, Y, w0, w1, o2):
+def match_linear_fit(link, mom, w0, w1, o2):
     """Link parameters matching the linear fit ``X w0 w1ᵀ + o2`` at the mean input.
 
-    Returns a dict with keys ``w0 w1 o2`` and ``o1``/``g`` as the link has them
-    (numpy float64).
+    ``mom``: the data's :class:`~skneuro.reduced_rank._moments.Moments` (the spread of the
+    linear fit per target is ``sqrt(w1_j ᵀ w0ᵀ Cov(X) w0 w1_j)``). Returns a dict with keys
+    ``w0 w1 o2`` and ``o1``/``g`` as the link has them (numpy float64).
     """
     w0 = np.array(w0, dtype=np.float64)
     w1 = np.array(w1, dtype=np.float64)
     o2 = np.array(o2, dtype=np.float64)
-    x_mean = X.mean(axis=0)
-    y_mean = Y.mean(axis=0)
-    latent = X @ w0
-    lin = latent @ w1.T
-    s = lin.std(axis=0)
-    y_std = Y.std(axis=0)
+    y_mean = mom.y_mean
+    latent_cov = w0.T @ (mom.sxx / mom.n) @ w0
+    s = np.sqrt(np.maximum(np.einsum("jc,ce,je->j", w1, latent_cov, w1), 0.0))
+    y_std = np.sqrt(mom.y_var)
     s = np.maximum(s, np.where(y_std > 0, 1e-3 * y_std, 1.0))
-    center = x_mean @ w0 @ w1.T
+    center = mom.x_mean @ w0 @ w1.T
     params = {"w0": w0}
     if link == "linear":
         params.update(w1=w1, o2=o2)
@@ -80,76 +91,106 @@ def _unpack(link, theta, k):
 def _forward(link, theta, latent, Yt, k):
     """Residuals, link values and slopes ``g f'(a)`` for a block of targets, each (q, n)."""
     w1, o1, g, o2 = _unpack(link, theta, k)
-    a = w1 @ latent.T
-    if o1 is not None:
-        a = a + o1[:, None]
+    a = w1 @ latent.T if o1 is None else torch.addmm(o1[:, None], w1, latent.T)
     f, df = _link_and_slope(link, a)
     gain = 1.0 if g is None else g[:, None]
     return Yt - (gain * f + o2[:, None]), f, gain * df
 
 
-def _normal_equations(link, latent, outer, resid, f, slope):
-    """``JᵀJ`` (q, m, m) and ``Jᵀr`` (q, m) without forming the (q, n, m) Jacobian.
-
-    Every Jacobian column is a per-target weight (``slope``, ``f`` or 1) times a shared
-    basis column (a latent or 1), so each block of ``JᵀJ`` is one (q, n) @ (n, ·) product.
-    """
-    q, n = resid.shape
-    k = latent.shape[1]
-    # (weight, multiplies the latents?) per column group: w1 (k columns), o1, g, o2.
-    cols = [(slope, True)]
+def _design(latent, link):
+    """The shared basis of the pre-activation's parameters, ``[latent, 1]`` (or ``latent``), and its outer products."""
     if link in ("sigmoid", "relu"):
-        cols.append((slope, False))
-    if link in ("sigmoid", "exp"):
-        cols.append((f, False))
-    cols.append((None, False))
-    m = k + len(cols) - 1
+        latent = torch.cat([latent, latent.new_ones(latent.shape[0], 1)], dim=1)
+    ka = latent.shape[1]
+    return latent, (latent[:, :, None] * latent[:, None, :]).reshape(latent.shape[0], ka * ka)
+
+
+def _system(link, theta, basis, outer, Yt, k):
+    """``rss`` (q,), ``JᵀJ`` (q, m, m) and ``Jᵀr`` (q, m) of a block of targets at ``theta``.
+
+    The Jacobian columns are ``slope × basis`` (``w1`` and ``o1``), ``f`` (``g``) and 1
+    (``o2``): every block of ``JᵀJ`` is one (q, n) @ (n, ·) product, without forming the
+    (q, n, m) Jacobian.
+    """
+    resid, f, slope = _forward(link, theta, basis[:, :k], Yt, k)
+    q, n = resid.shape
+    ka = basis.shape[1]
+    has_g = link in ("sigmoid", "exp")
+    m = ka + has_g + 1
     hess = resid.new_empty(q, m, m)
     grad = resid.new_empty(q, m)
-
-    def span(index):
-        return slice(0, k) if index == 0 else slice(k + index - 1, k + index)
-
-    for a_idx, (wa, lat_a) in enumerate(cols):
-        wr = resid if wa is None else wa * resid
-        grad[:, span(a_idx)] = wr @ latent if lat_a else wr.sum(1, keepdim=True)
-        for b_idx in range(a_idx, len(cols)):
-            wb, lat_b = cols[b_idx]
-            if wa is None and wb is None:
-                w = None
-            elif wa is None:
-                w = wb
-            elif wb is None:
-                w = wa
-            else:
-                w = wa * wb
-            if lat_a and lat_b:
-                block = (w @ outer).reshape(q, k, k)
-            elif lat_a or lat_b:
-                block = (resid.new_full((q, n), 1.0) if w is None else w) @ latent
-                block = block.unsqueeze(2) if lat_a else block.unsqueeze(1)
-            else:
-                total = float(n) if w is None else w.sum(1)
-                block = (resid.new_full((q,), total) if w is None else total).reshape(q, 1, 1)
-            hess[:, span(a_idx), span(b_idx)] = block
-            if b_idx != a_idx:
-                hess[:, span(b_idx), span(a_idx)] = block.transpose(1, 2)
-    return hess, grad
+    hess[:, :ka, :ka] = ((slope * slope) @ outer).reshape(q, ka, ka)
+    cross = slope @ basis
+    hess[:, :ka, -1] = cross
+    hess[:, -1, :ka] = cross
+    hess[:, -1, -1] = float(n)
+    grad[:, :ka] = (slope * resid) @ basis
+    grad[:, -1] = resid.sum(1)
+    if has_g:
+        cross = (slope * f) @ basis
+        hess[:, :ka, ka] = cross
+        hess[:, ka, :ka] = cross
+        hess[:, ka, ka] = (f * f).sum(1)
+        total = f.sum(1)
+        hess[:, ka, -1] = total
+        hess[:, -1, ka] = total
+        grad[:, ka] = (f * resid).sum(1)
+    return (resid * resid).sum(1), hess, grad
 
 
-def refine_targets(link, X, Y, params, *, n_steps=50, block_elements=2**23):
-    """Levenberg–Marquardt fit of each target's parameters for the fixed ``w0``.
+def _lm_step(theta, hess, grad, damping):
+    diag = torch.diagonal(hess, dim1=1, dim2=2)
+    scale = diag + 1e-12 * diag.amax(dim=1, keepdim=True) + 1e-300
+    system = hess + damping[:, None, None] * torch.diag_embed(scale)
+    return theta + torch.linalg.solve(system, grad.unsqueeze(2)).squeeze(2)
+
+
+def _pack(params):
+    pieces = [params["w1"]]
+    if "o1" in params:
+        pieces.append(params["o1"][:, None])
+    if "g" in params:
+        pieces.append(params["g"][:, None])
+    pieces.append(params["o2"][:, None])
+    return torch.from_numpy(np.concatenate(pieces, axis=1).astype(np.float64))
+
+
+def _unpacked(link, params, theta, k, rss, n):
+    w1, o1, g, o2 = _unpack(link, theta, k)
+    out = dict(params)
+    out["w1"] = w1.numpy().copy()
+    out["o2"] = o2.numpy().copy()
+    if o1 is not None:
+        out["o1"] = o1.numpy().copy()
+    if g is not None:
+        out["g"] = g.numpy().copy()
+    out["rss_n"] = rss.numpy() / n
+    return out
+
+
+def _block_targets(n_rows, block_elements=None):
+    return max(1, int((BLOCK_ELEMENTS if block_elements is None else block_elements) // max(n_rows, 1)))
+
+
+def _target_block(Y, start, stop):
+    """Columns ``start:stop`` of Y (n, p) as a contiguous float64 (q, n) tensor."""
+    return torch.from_numpy(np.array(Y[:, start:stop].T, dtype=np.float64, order="C"))  # a copy: Y may be read-only
+
+
+def refine_targets(link, X, Y, params, *, n_steps=50, block_elements=None):
+    """Levenberg–Marquardt fit of each target's parameters for the fixed ``w0`` (in memory).
 
     Parameters
     ----------
     link : str
     X : ndarray (n, d)
     Y : ndarray (n, p)
+        float32 or float64; blocks of targets are converted to float64 as used.
     params : dict
         Output of :func:`match_linear_fit` (modified copies are returned).
     n_steps : int
         Levenberg–Marquardt iterations.
-    block_elements : int
+    block_elements : int or None
         Targets are processed in blocks of at most this many (target, sample) pairs.
 
     Returns
@@ -158,84 +199,128 @@ def refine_targets(link, X, Y, params, *, n_steps=50, block_elements=2**23):
         Refined ``w1``, ``o1``, ``g``, ``o2`` (float64) and the residual variances ``rss_n``.
     """
     k = params["w0"].shape[1]
-    latent = torch.from_numpy(X @ params["w0"])
-    outer = (latent[:, :, None] * latent[:, None, :]).reshape(latent.shape[0], k * k)
-    Yt_all = torch.tensor(Y.T)
-    pieces = [params["w1"]]
-    if "o1" in params:
-        pieces.append(params["o1"][:, None])
-    if "g" in params:
-        pieces.append(params["g"][:, None])
-    pieces.append(params["o2"][:, None])
-    theta_all = torch.from_numpy(np.concatenate(pieces, axis=1))
-    n = latent.shape[0]
-    p = Yt_all.shape[0]
-    block = max(1, int(block_elements // max(n, 1)))
+    n, p = Y.shape
+    basis, outer = _design(torch.from_numpy(np.asarray(X, dtype=np.float64) @ params["w0"]), link)
+    theta_all = _pack(params)
+    block = _block_targets(n, block_elements)
     rss_out = torch.empty(p, dtype=torch.float64)
     for start in range(0, p, block):
-        theta = theta_all[start : start + block].clone()
-        Yt = Yt_all[start : start + block]
+        stop = min(start + block, p)
+        theta = theta_all[start:stop].clone()
+        Yt = _target_block(Y, start, stop)
         damping = torch.full((theta.shape[0],), 1e-3, dtype=torch.float64)
-        resid, f, slope = _forward(link, theta, latent, Yt, k)
-        rss = (resid**2).sum(1)
+        rss, hess, grad = _system(link, theta, basis, outer, Yt, k)
         for _ in range(n_steps):
-            hess, grad = _normal_equations(link, latent, outer, resid, f, slope)
-            diag = torch.diagonal(hess, dim1=1, dim2=2)
-            scale = diag + 1e-12 * diag.amax(dim=1, keepdim=True) + 1e-300
-            system = hess + damping[:, None, None] * torch.diag_embed(scale)
-            step = torch.linalg.solve(system, grad.unsqueeze(2)).squeeze(2)
-            candidate = theta + step
-            new_resid, new_f, new_slope = _forward(link, candidate, latent, Yt, k)
-            new_rss = (new_resid**2).sum(1)
+            candidate = _lm_step(theta, hess, grad, damping)
+            new_rss, new_hess, new_grad = _system(link, candidate, basis, outer, Yt, k)
             accept = torch.isfinite(new_rss) & (new_rss < rss)
             improvement = torch.where(accept, (rss - new_rss) / rss.clamp_min(1e-300), torch.zeros_like(rss))
             theta = torch.where(accept[:, None], candidate, theta)
             rss = torch.where(accept, new_rss, rss)
-            a2 = accept[:, None]
-            resid = torch.where(a2, new_resid, resid)
-            f = torch.where(a2, new_f, f)
-            slope = torch.where(a2, new_slope, slope)
+            hess = torch.where(accept[:, None, None], new_hess, hess)
+            grad = torch.where(accept[:, None], new_grad, grad)
             damping = torch.where(accept, damping / 3.0, damping * 4.0).clamp(1e-9, 1e9)
             done = (accept & (improvement < 1e-10)) | (damping >= 1e8)
             if bool(done.all()):
                 break
-        theta_all[start : start + block] = theta
-        rss_out[start : start + block] = rss
-    w1, o1, g, o2 = _unpack(link, theta_all, k)
-    out = dict(params)
-    out["w1"] = w1.numpy().copy()
-    out["o2"] = o2.numpy().copy()
-    if o1 is not None:
-        out["o1"] = o1.numpy().copy()
-    if g is not None:
-        out["g"] = g.numpy().copy()
-    out["rss_n"] = rss_out.numpy() / n
-    return out
+        theta_all[start:stop] = theta
+        rss_out[start:stop] = rss
+    return _unpacked(link, params, theta_all, k, rss_out, n)
 
 
-def _projection_step(link, X, Y, params, v, damping):
+def polish_targets(link, Xr, Yr, params, *, n_steps=2, budget=None):
+    """Levenberg–Marquardt steps of every target's own parameters on all rows (``w0`` fixed).
+
+    The normal equations of all targets are accumulated over row chunks read from the
+    :class:`~skneuro.utils._chunks.RowReader` objects ``Xr`` and ``Yr``, so a step costs one
+    pass over the data and memory of one chunk; the previous step's equations are kept, so
+    a rejected step (per target) costs no extra pass.
+
+    Returns
+    -------
+    params : dict
+        As :func:`refine_targets`, ``rss_n`` over all rows.
+    """
+    w0 = params["w0"]
+    k = w0.shape[1]
+    n, p = Yr.shape
+    rows = chunk_rows(Xr.shape[1] + p, budget)
+
+    def system(theta):
+        rss = torch.zeros(p, dtype=torch.float64)
+        hess = grad = None
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            xb, yb = Xr.read(start, stop), Yr.read(start, stop)
+            basis, outer = _design(torch.from_numpy(xb.astype(np.float64) @ w0), link)
+            block = _block_targets(stop - start)
+            for j in range(0, p, block):
+                r, h, g = _system(link, theta[j : j + block], basis, outer, _target_block(yb, j, j + block), k)
+                if hess is None:
+                    hess = h.new_zeros((p, *h.shape[1:]))
+                    grad = g.new_zeros((p, g.shape[1]))
+                rss[j : j + block] += r
+                hess[j : j + block] += h
+                grad[j : j + block] += g
+        return rss, hess, grad
+
+    theta = _pack(params)
+    rss, hess, grad = system(theta)
+    damping = torch.full((p,), 1e-3, dtype=torch.float64)
+    for _ in range(n_steps):
+        candidate = _lm_step(theta, hess, grad, damping)
+        new_rss, new_hess, new_grad = system(candidate)
+        accept = torch.isfinite(new_rss) & (new_rss < rss)
+        theta = torch.where(accept[:, None], candidate, theta)
+        rss = torch.where(accept, new_rss, rss)
+        hess = torch.where(accept[:, None, None], new_hess, hess)
+        grad = torch.where(accept[:, None], new_grad, grad)
+        damping = torch.where(accept, damping / 3.0, damping * 4.0).clamp(1e-9, 1e9)
+    return _unpacked(link, params, theta, k, rss, n)
+
+
+def _projection_step(link, X, Y, params, v, damping, block_elements=None):
     """One accepted Levenberg–Marquardt step on ``w0`` with the per-target parameters fixed.
 
     With ``s_ij = g_j f'(a_ij)`` the Gauss–Newton matrix of the weighted residuals is
     ``H[(a, c), (b, e)] = Σ_i x_ia x_ib M_i[c, e]``, ``M_i = Σ_j (s_ij² / v_j) w1_j w1_jᵀ``:
-    k(k+1)/2 weighted Gram matrices of X. Returns the new parameters and damping.
+    k(k+1)/2 weighted Gram matrices of X. Targets are visited in blocks, so memory stays
+    at a block's. ``X``: float64 tensor (n, d); ``Y``: array (n, p). Returns the new
+    parameters and damping.
     """
-    w1 = torch.from_numpy(params["w1"])
-    o1 = torch.from_numpy(params["o1"]) if "o1" in params else 0.0
-    g = torch.from_numpy(params["g"]) if "g" in params else 1.0
-    o2 = torch.from_numpy(params["o2"])
-    inv_v = torch.from_numpy(1.0 / v)
+    n, p = Y.shape
+    w1_all = torch.from_numpy(params["w1"])
+    o1_all = torch.from_numpy(params["o1"]) if "o1" in params else None
+    g_all = torch.from_numpy(params["g"]) if "g" in params else None
+    o2_all = torch.from_numpy(params["o2"])
+    inv_v_all = torch.from_numpy(1.0 / v)
+    block = _block_targets(n, block_elements)
+    k = w1_all.shape[1]
 
-    def evaluate(w0):
-        f, df = _link_and_slope(link, X @ w0 @ w1.T + o1)
-        resid = Y - (g * f + o2)
-        return resid, g * df, float(((resid**2) * inv_v).sum())
+    def evaluate(w0, derivatives):
+        latent = X @ w0
+        objective = 0.0
+        lat_grad = latent.new_zeros(n, k)
+        weights = latent.new_zeros(n, k * k)
+        for start in range(0, p, block):
+            sl = slice(start, min(start + block, p))
+            w1, inv_v = w1_all[sl], inv_v_all[sl]
+            a = latent @ w1.T
+            if o1_all is not None:
+                a = a + o1_all[sl]
+            f, df = _link_and_slope(link, a)
+            gain = 1.0 if g_all is None else g_all[sl]
+            resid = torch.from_numpy(np.array(Y[:, sl], dtype=np.float64)) - (gain * f + o2_all[sl])
+            objective += float(((resid**2) * inv_v).sum())
+            if derivatives:
+                slope = gain * df
+                lat_grad += (slope * resid * inv_v) @ w1
+                weights += ((slope**2) * inv_v) @ (w1[:, :, None] * w1[:, None, :]).reshape(-1, k * k)
+        return objective, (X.T @ lat_grad).reshape(-1), weights
 
     w0 = torch.from_numpy(params["w0"])
-    d, k = w0.shape
-    resid, slope, objective = evaluate(w0)
-    grad = (X.T @ ((slope * resid * inv_v) @ w1)).reshape(-1)
-    weights = ((slope**2) * inv_v) @ (w1[:, :, None] * w1[:, None, :]).reshape(-1, k * k)
+    d = w0.shape[0]
+    objective, grad, weights = evaluate(w0, True)
     hess = X.new_empty(d, k, d, k)
     for c in range(k):
         for e in range(c, k):
@@ -246,7 +331,7 @@ def _projection_step(link, X, Y, params, v, damping):
     diag = torch.diag(torch.diagonal(hess)) + 1e-12 * torch.eye(d * k, dtype=hess.dtype)
     while damping < 1e8:
         step = torch.linalg.solve(hess + damping * diag, grad).reshape(d, k)
-        if evaluate(w0 + step)[2] < objective:
+        if evaluate(w0 + step, False)[0] < objective:
             out = dict(params)
             out["w0"] = (w0 + step).numpy().copy()
             return out, damping / 3.0
@@ -260,8 +345,9 @@ def alternate_fit(link, X, Y, params, *, var_floor, max_rounds=8, tol=1e-3, max_
     Each round takes one damped Gauss–Newton step on ``w0`` (skipped when its Gram
     matrices would cost more than ``max_hessian_flops``) and a few per-target
     Levenberg–Marquardt steps, then resets ``v`` to the residual variances. Rounds stop
-    when the training negative log-likelihood improves by less than ``tol`` nats per
-    sample.
+    when the training negative log-likelihood (summed over targets) improves by less
+    than ``tol`` nats per sample. ``X`` (n, d) and ``Y`` (n, p) are in-memory arrays (float32 or float64; on
+    large data, a subsample of rows).
 
     Returns
     -------
@@ -273,10 +359,10 @@ def alternate_fit(link, X, Y, params, *, var_floor, max_rounds=8, tol=1e-3, max_
     n, d = X.shape
     k = params["w0"].shape[1]
     if n * d * d * k * (k + 1) / 2 <= max_hessian_flops:
-        Xt, Yt = torch.tensor(X), torch.tensor(Y)
+        Xt = torch.from_numpy(np.array(X, dtype=np.float64))  # a copy: X may be read-only
         nll, damping = 0.5 * np.log(v).sum(), 1e-3
         for _ in range(max_rounds):
-            params, damping = _projection_step(link, Xt, Yt, params, v, damping)
+            params, damping = _projection_step(link, Xt, Y, params, v, damping)
             params = refine_targets(link, X, Y, params, n_steps=5)
             v = np.maximum(params.pop("rss_n"), var_floor)
             new_nll = 0.5 * np.log(v).sum()
@@ -287,14 +373,15 @@ def alternate_fit(link, X, Y, params, *, var_floor, max_rounds=8, tol=1e-3, max_
     return params
 
 
-def constant_targets_flat(params, Y):
+def constant_targets_flat(params, mom):
     """Constant targets start flat: no loading, no gain, the offset at their value.
 
     (Fitting a constant through a nonlinearity otherwise drives the gain to 0 and the loadings
-    to infinity, both beyond float32.)
+    to infinity, both beyond float32.) ``mom``: the data's moments (per-target extremes).
     """
-    spread = Y.max(axis=0) - Y.min(axis=0)
-    constant = spread <= 64 * np.finfo(np.float64).eps * np.abs(Y).max(axis=0)
+    spread = mom.y_max - mom.y_min
+    top = np.maximum(np.abs(mom.y_min), np.abs(mom.y_max))
+    constant = spread <= 64 * np.finfo(np.float64).eps * top
     if not constant.any():
         return params
     params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
@@ -303,15 +390,15 @@ def constant_targets_flat(params, Y):
         params["g"][constant] = 0.0
     if "o1" in params:
         params["o1"][constant] = 0.0
-    params["o2"][constant] = Y[0, constant]
+    params["o2"][constant] = mom.y_min[constant]
     return params
 
 
-def factor(W, k):
-    """Standard-form factors ``(w0 (d, k), w1 (p, k))`` of a (d, p) matrix of rank ≤ k."""
-    d, p = W.shape
-    w0, w1, *_ = standard_form(W, np.eye(p))
+def factor(w0, w1, k):
+    """Standard-form factors ``(w0 (d, k), w1 (p, k))`` of ``w0 w1ᵀ`` (rank ≤ k), zero-padded to k columns."""
+    d, p = w0.shape[0], w1.shape[0]
+    w0, w1, *_ = standard_form(w0, w1)
     out0, out1 = np.zeros((d, k)), np.zeros((p, k))
-    m = min(k, p)
+    m = min(k, w0.shape[1])
     out0[:, :m], out1[:, :m] = w0[:, :m], w1[:, :m]
     return out0, out1

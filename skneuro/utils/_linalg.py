@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["link_numpy", "standard_form", "target_scales"]
+__all__ = ["link_numpy", "scales_from_moments", "standard_form", "target_scales"]
 
 
 def standard_form(w0, w1, o1=None, o2=None, g=None):
@@ -12,7 +12,8 @@ def standard_form(w0, w1, o1=None, o2=None, g=None):
 
     1. Sigmoid only (``g`` and ``o1`` given): targets with ``g_j < 0`` are flipped.
     2. ``W = w0 w1ᵀ = U S Vᵀ``: ``w0 = U S``, ``w1 = V`` (orthonormal columns); columns
-       beyond the numerical rank of W are zero.
+       beyond the numerical rank of W are zero. W is never formed: the SVD is that of the
+       k × k core of the factors' QR decompositions (O((d + p) k²)).
     3. Each column is signed so that the largest-magnitude entry of ``w1[:, c]`` is positive.
 
     Returns
@@ -40,13 +41,17 @@ def standard_form(w0, w1, o1=None, o2=None, g=None):
         g[neg] *= -1.0
     d, k = w0.shape
     p = w1.shape[0]
-    U, S, Vt = np.linalg.svd(w0 @ w1.T, full_matrices=False)
+    # W = Q0 R0 R1ᵀ Q1ᵀ: the SVD of the small core R0 R1ᵀ gives W's, in O((d + p) k²)
+    Q0, R0 = np.linalg.qr(w0)
+    Q1, R1 = np.linalg.qr(w1)
+    U, S, Vt = np.linalg.svd(R0 @ R1.T)
+    U, V = Q0 @ U, Q1 @ Vt.T
     rank = int(np.sum(S > max(d, p) * np.finfo(np.float64).eps * S[0])) if S.size and S[0] > 0 else 0
     m = min(k, rank)
     new_w0 = np.zeros((d, k))
     new_w1 = np.zeros((p, k))
     new_w0[:, :m] = U[:, :m] * S[:m]
-    new_w1[:, :m] = Vt[:m].T
+    new_w1[:, :m] = V[:, :m]
     for c in range(m):
         sign = np.sign(new_w1[np.argmax(np.abs(new_w1[:, c])), c])
         new_w0[:, c] *= sign
@@ -78,9 +83,23 @@ def link_numpy(link: str, a: np.ndarray) -> np.ndarray:
 
 def target_scales(Y: np.ndarray) -> np.ndarray:
     """Per-target training variance; constant targets get the mean positive variance (or 1)."""
-    s = np.var(Y, axis=0)
+    Y = np.asarray(Y)
+    return scales_from_moments(np.var(Y, axis=0), np.abs(Y).max(axis=0))
+
+
+def scales_from_moments(var: np.ndarray, abs_max: np.ndarray) -> np.ndarray:
+    """:func:`target_scales` from each target's variance and largest magnitude.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skneuro.utils._linalg import scales_from_moments
+    >>> scales_from_moments(np.array([4.0, 0.0]), np.array([3.0, 1.0])).tolist()
+    [4.0, 4.0]
+    """
+    var = np.asarray(var, dtype=np.float64)
     # a constant target's variance can come out as a rounding residue (~(eps·|mean|)²): zero
-    s = np.where(s <= (64 * np.finfo(np.float64).eps * np.abs(Y).max(axis=0)) ** 2, 0.0, s)
+    s = np.where(var <= (64 * np.finfo(np.float64).eps * np.asarray(abs_max, dtype=np.float64)) ** 2, 0.0, var)
     positive = s[s > 0]
     fill = positive.mean() if positive.size else 1.0
     return np.where(s > 0, s, fill)

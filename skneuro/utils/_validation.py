@@ -20,6 +20,7 @@ __all__ = [
     "check_numeric",
     "check_param_ranges",
     "check_range",
+    "check_spread_extremes",
     "named_sample_weight",
     "named_validate_data",
 ]
@@ -85,8 +86,12 @@ def named_validate_data(estimator, X, y="no_validation", **kwargs):
     X_out, y_out = out
     if kwargs.get("y_numeric"):
         # sklearn converts only object-dtype y; strings, and None inside objects, must fail by name
+        y_out = np.asarray(y_out)
+        keep = kwargs.get("dtype")
+        if isinstance(keep, (list, tuple)) and y_out.dtype in keep and getattr(y, "dtype", None) in keep:
+            return X_out, y_out  # float y checked finite by scikit-learn: not copied (float32 stays float32)
         try:
-            y_out = np.asarray(y_out).astype(np.float64)
+            y_out = y_out.astype(np.float64)
         except (ValueError, TypeError) as exc:
             raise _prefixed(exc, "y") from exc
         if not np.isfinite(y_out).all():
@@ -156,8 +161,27 @@ def check_spread(name, values, dtype="float32"):
     if arr.size == 0:
         return
     arr = arr.reshape(arr.shape[0], -1)
-    spread = arr.max(axis=0) - arr.min(axis=0)
-    scale = np.maximum(np.abs(arr).max(axis=0), np.finfo(np.float64).tiny)
+    check_spread_extremes(name, arr.min(axis=0), arr.max(axis=0), dtype)
+
+
+def check_spread_extremes(name, col_min, col_max, dtype="float32"):
+    """:func:`check_spread` from each column's smallest and largest value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skneuro.utils._validation import check_spread_extremes
+    >>> check_spread_extremes("y", np.array([0.0, 5.0]), np.array([1.0, 5.0]))
+    >>> try:
+    ...     check_spread_extremes("y", np.array([1.0]), np.array([1.0 + 1e-20]))
+    ... except ValueError as exc:
+    ...     print(str(exc)[:31])
+    y varies by less than 1.1e-19 in
+    """
+    col_min = np.asarray(col_min, dtype=np.float64)
+    col_max = np.asarray(col_max, dtype=np.float64)
+    spread = col_max - col_min
+    scale = np.maximum(np.maximum(np.abs(col_min), np.abs(col_max)), np.finfo(np.float64).tiny)
     varying = spread > 64 * np.finfo(np.float64).eps * scale
     tiny = float(np.sqrt(np.finfo(np.dtype(dtype)).tiny))
     if np.any(varying & (spread < tiny)):
