@@ -24,7 +24,7 @@ from ..utils._linalg import scales_from_moments
 from ..utils._validation import NamedScoreMixin, check_range, check_spread_extremes, named_validate_data
 from ._closed_form import closed_form_moments, standard_form
 from ._docs import _doc
-from ._init import alternate_fit, constant_targets_flat, factor, match_linear_fit, polish_targets
+from ._init import alternate_fit, constant_targets_flat, factor, match_linear_fit, polish_fit
 from ._modules import LINK_PARAMS, ReducedRankModule
 from ._moments import data_moments
 from ._predict import ReducedRankPredictMixin
@@ -32,9 +32,10 @@ from ._predict import ReducedRankPredictMixin
 __all__ = ["RRExpRegressor", "RRLinearRegressor", "RRReluRegressor", "RRSigmoidRegressor"]
 
 
-#: data (samples x targets) up to which every stage sees all rows at once: the nonlinear
-#: start runs on all rows and the engine gets whole tensors; beyond it the start runs on a
-#: row subsample, is polished on all rows in chunks, and the engine reads row chunks
+#: data (samples x targets) up to which every stage sees all rows at once (also from
+#: files): the nonlinear start runs on all rows and the engine gets whole tensors; beyond
+#: it the start runs on a row subsample, is polished on all rows in chunks, and the engine
+#: reads row chunks
 IN_ONE_PIECE = 2**23
 #: rows of the subsample that the nonlinear start is fitted on, beyond ``IN_ONE_PIECE``
 SUBSAMPLE_ROWS = 2000
@@ -49,9 +50,15 @@ def _chunk_budget(n, p, out_of_core):
     return int(min(2**22, max(2**16, n * p // (128 if out_of_core else 32))))
 
 
-def _subsample(n, k):
-    """Increasing rows for the nonlinear start: one at random in each of m equal strata (fixed seed)."""
+def _subsample(n, k, out_of_core=False):
+    """Increasing rows for the nonlinear start: one at random in each of m equal strata (fixed seed).
+
+    From files at most a quarter of the rows is held (fewer rows than 50 per target
+    parameter make a start that all-row rounds repair only slowly).
+    """
     m = max(SUBSAMPLE_ROWS, 200 * (k + 3))
+    if out_of_core:
+        m = min(m, max(1, n // 4))
     if n <= m:
         return None
     edges = np.linspace(0, n, m + 1).astype(np.int64)
@@ -214,8 +221,7 @@ class _ReducedRankBase(
         params = alternate_fit(self._link, X_start, Y_start, params, var_floor=floor)
         if mom.x_sub is not None:
             params.pop("v")
-            params = polish_targets(self._link, Xr, Yr, params, budget=budget)
-            params["v"] = np.maximum(params.pop("rss_n"), floor)
+            params = polish_fit(self._link, Xr, Yr, params, var_floor=floor, budget=budget)
         return constant_targets_flat(params, mom)
 
     def _build_module(self, params, floor, scales, device, dtype):
@@ -272,8 +278,8 @@ class _ReducedRankBase(
             self._check_moments(data_moments(Xv, Yv, budget=budget), solver)
             Xr, Yr = Xr.subset(train), Yr.subset(train)
             validation = (Xv, Yv)
-        big = out_of_core or Xr.shape[0] * p > IN_ONE_PIECE
-        subsample = _subsample(Xr.shape[0], self.n_components) if big and self._link != "linear" else None
+        big = Xr.shape[0] * p > IN_ONE_PIECE  # memmaps and files below it are read whole (<= 64 MB)
+        subsample = _subsample(Xr.shape[0], self.n_components, out_of_core) if big and self._link != "linear" else None
         if self.init == "random" or warm or solver == "closed_form":
             subsample = None
         mom = data_moments(Xr, Yr, subsample=subsample, budget=budget)

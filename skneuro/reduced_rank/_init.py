@@ -23,10 +23,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..utils._chunks import chunk_rows
+from ..utils._chunks import RowReader, chunk_rows
 from ..utils._linalg import standard_form
 
-__all__ = ["alternate_fit", "constant_targets_flat", "factor", "match_linear_fit", "polish_targets", "refine_targets"]
+__all__ = [
+    "alternate_fit",
+    "constant_targets_flat",
+    "factor",
+    "match_linear_fit",
+    "polish_fit",
+    "polish_targets",
+    "refine_targets",
+]
 
 #: (target, sample) pairs per block of targets in the vectorised Levenberg–Marquardt steps
 BLOCK_ELEMENTS = 2**16
@@ -279,54 +287,64 @@ def polish_targets(link, Xr, Yr, params, *, n_steps=2, budget=None):
     return _unpacked(link, params, theta, k, rss, n)
 
 
-def _projection_step(link, X, Y, params, v, damping, block_elements=None):
+def _projection_step(link, Xr, Yr, params, v, damping, budget=None):
     """One accepted Levenberg–Marquardt step on ``w0`` with the per-target parameters fixed.
 
     With ``s_ij = g_j f'(a_ij)`` the Gauss–Newton matrix of the weighted residuals is
     ``H[(a, c), (b, e)] = Σ_i x_ia x_ib M_i[c, e]``, ``M_i = Σ_j (s_ij² / v_j) w1_j w1_jᵀ``:
-    k(k+1)/2 weighted Gram matrices of X. Targets are visited in blocks, so memory stays
-    at a block's. ``X``: float64 tensor (n, d); ``Y``: array (n, p). Returns the new
-    parameters and damping.
+    k(k+1)/2 weighted Gram matrices of X, accumulated over row chunks of the
+    :class:`~skneuro.utils._chunks.RowReader` objects ``Xr``, ``Yr`` (targets in blocks
+    within a chunk), so memory stays at a chunk's. Returns the new parameters and damping.
     """
-    n, p = Y.shape
+    n, p = Yr.shape
     w1_all = torch.from_numpy(params["w1"])
     o1_all = torch.from_numpy(params["o1"]) if "o1" in params else None
     g_all = torch.from_numpy(params["g"]) if "g" in params else None
     o2_all = torch.from_numpy(params["o2"])
     inv_v_all = torch.from_numpy(1.0 / v)
-    block = _block_targets(n, block_elements)
     k = w1_all.shape[1]
+    outer_w1 = (w1_all[:, :, None] * w1_all[:, None, :]).reshape(p, k * k)
+    rows = chunk_rows(Xr.shape[1] + p, budget)
+    d = Xr.shape[1]
+    pairs = [(c, e) for c in range(k) for e in range(c, k)]
 
     def evaluate(w0, derivatives):
-        latent = X @ w0
         objective = 0.0
-        lat_grad = latent.new_zeros(n, k)
-        weights = latent.new_zeros(n, k * k)
-        for start in range(0, p, block):
-            sl = slice(start, min(start + block, p))
-            w1, inv_v = w1_all[sl], inv_v_all[sl]
-            a = latent @ w1.T
-            if o1_all is not None:
-                a = a + o1_all[sl]
-            f, df = _link_and_slope(link, a)
-            gain = 1.0 if g_all is None else g_all[sl]
-            resid = torch.from_numpy(np.array(Y[:, sl], dtype=np.float64)) - (gain * f + o2_all[sl])
-            objective += float(((resid**2) * inv_v).sum())
+        grad = torch.zeros(d, k, dtype=torch.float64)
+        grams = torch.zeros(len(pairs), d, d, dtype=torch.float64)
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            xb = torch.from_numpy(Xr.read(start, stop).astype(np.float64))
+            yb = Yr.read(start, stop)
+            latent = xb @ w0
+            lat_grad = latent.new_zeros(stop - start, k)
+            weights = latent.new_zeros(stop - start, k * k)
+            block = _block_targets(stop - start)
+            for j in range(0, p, block):
+                sl = slice(j, min(j + block, p))
+                a = latent @ w1_all[sl].T
+                if o1_all is not None:
+                    a = a + o1_all[sl]
+                f, df = _link_and_slope(link, a)
+                gain = 1.0 if g_all is None else g_all[sl]
+                resid = torch.from_numpy(np.array(yb[:, sl], dtype=np.float64)) - (gain * f + o2_all[sl])
+                objective += float(((resid**2) * inv_v_all[sl]).sum())
+                if derivatives:
+                    slope = gain * df
+                    lat_grad += (slope * resid * inv_v_all[sl]) @ w1_all[sl]
+                    weights += ((slope**2) * inv_v_all[sl]) @ outer_w1[sl]
             if derivatives:
-                slope = gain * df
-                lat_grad += (slope * resid * inv_v) @ w1
-                weights += ((slope**2) * inv_v) @ (w1[:, :, None] * w1[:, None, :]).reshape(-1, k * k)
-        return objective, (X.T @ lat_grad).reshape(-1), weights
+                grad += xb.T @ lat_grad
+                for i, (c, e) in enumerate(pairs):
+                    grams[i] += (xb * weights[:, c * k + e, None]).T @ xb
+        return objective, grad.reshape(-1), grams
 
     w0 = torch.from_numpy(params["w0"])
-    d = w0.shape[0]
-    objective, grad, weights = evaluate(w0, True)
-    hess = X.new_empty(d, k, d, k)
-    for c in range(k):
-        for e in range(c, k):
-            gram = (X * weights[:, c * k + e, None]).T @ X
-            hess[:, c, :, e] = gram
-            hess[:, e, :, c] = gram
+    objective, grad, grams = evaluate(w0, True)
+    hess = torch.empty(d, k, d, k, dtype=torch.float64)
+    for i, (c, e) in enumerate(pairs):
+        hess[:, c, :, e] = grams[i]
+        hess[:, e, :, c] = grams[i]
     hess = hess.reshape(d * k, d * k)
     diag = torch.diag(torch.diagonal(hess)) + 1e-12 * torch.eye(d * k, dtype=hess.dtype)
     while damping < 1e8:
@@ -339,6 +357,10 @@ def _projection_step(link, X, Y, params, v, damping, block_elements=None):
     return params, damping
 
 
+def _hessian_affordable(n, d, k, max_hessian_flops):
+    return n * d * d * k * (k + 1) / 2 <= max_hessian_flops
+
+
 def alternate_fit(link, X, Y, params, *, var_floor, max_rounds=8, tol=1e-3, max_hessian_flops=2e10):
     """Block-coordinate Gauss–Newton: per-target parameters, then ``w0``, alternately.
 
@@ -346,8 +368,8 @@ def alternate_fit(link, X, Y, params, *, var_floor, max_rounds=8, tol=1e-3, max_
     matrices would cost more than ``max_hessian_flops``) and a few per-target
     Levenberg–Marquardt steps, then resets ``v`` to the residual variances. Rounds stop
     when the training negative log-likelihood (summed over targets) improves by less
-    than ``tol`` nats per sample. ``X`` (n, d) and ``Y`` (n, p) are in-memory arrays (float32 or float64; on
-    large data, a subsample of rows).
+    than ``tol`` nats per sample. ``X`` (n, d) and ``Y`` (n, p) are in-memory arrays
+    (float32 or float64; on large data, a subsample of rows).
 
     Returns
     -------
@@ -358,15 +380,46 @@ def alternate_fit(link, X, Y, params, *, var_floor, max_rounds=8, tol=1e-3, max_
     v = np.maximum(params.pop("rss_n"), var_floor)
     n, d = X.shape
     k = params["w0"].shape[1]
-    if n * d * d * k * (k + 1) / 2 <= max_hessian_flops:
-        Xt = torch.from_numpy(np.array(X, dtype=np.float64))  # a copy: X may be read-only
+    if _hessian_affordable(n, d, k, max_hessian_flops):
+        Xr, Yr = RowReader(X, "X"), RowReader(Y, "y")
         nll, damping = 0.5 * np.log(v).sum(), 1e-3
         for _ in range(max_rounds):
-            params, damping = _projection_step(link, Xt, Y, params, v, damping)
+            params, damping = _projection_step(link, Xr, Yr, params, v, damping)
             params = refine_targets(link, X, Y, params, n_steps=5)
             v = np.maximum(params.pop("rss_n"), var_floor)
             new_nll = 0.5 * np.log(v).sum()
             if nll - new_nll < tol or damping >= 1e8:
+                break
+            nll = new_nll
+    params["v"] = v
+    return params
+
+
+def polish_fit(link, Xr, Yr, params, *, var_floor, budget=None, max_rounds=4, tol=1e-5, max_hessian_flops=2e11):
+    """:func:`alternate_fit`'s rounds on all rows, streamed in row chunks.
+
+    After a start fitted on a row subsample: per-target Levenberg–Marquardt steps on all
+    rows (:func:`polish_targets`), then rounds of a ``w0`` step and one more per-target
+    step, until the negative log-likelihood improves by less than ``tol`` nats per
+    sample and target. Every step is one or two passes over the data.
+
+    Returns
+    -------
+    params : dict
+        As :func:`alternate_fit`, ``v`` over all rows.
+    """
+    params = polish_targets(link, Xr, Yr, params, n_steps=2, budget=budget)
+    v = np.maximum(params.pop("rss_n"), var_floor)
+    n, d = Xr.shape
+    p = Yr.shape[1]
+    if _hessian_affordable(n, d, params["w0"].shape[1], max_hessian_flops):
+        nll, damping = 0.5 * np.log(v).sum(), 1e-3
+        for _ in range(max_rounds):
+            params, damping = _projection_step(link, Xr, Yr, params, v, damping, budget)
+            params = polish_targets(link, Xr, Yr, params, n_steps=1, budget=budget)
+            v = np.maximum(params.pop("rss_n"), var_floor)
+            new_nll = 0.5 * np.log(v).sum()
+            if nll - new_nll < tol * p or damping >= 1e8:
                 break
             nll = new_nll
     params["v"] = v
