@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -230,17 +231,11 @@ class _ReducedRankBase(
         if solver != "closed_form":
             check_spread("X", X, self.dtype)
             check_spread("y", Y, self.dtype)
-        train, held_out = self._validation_split(n)
-        validation = None
-        if held_out is not None:
-            validation = (X[held_out], Y[held_out])
-            X, Y = X[train], Y[train]
-        torch_gen, numpy_gen = make_generators(self.random_state)
-        scales = target_scales(Y)
-        floor = self.min_var * scales
         if warm and (self.module_.n_targets != p or self.module_.n_components != self.n_components):
             raise ValueError("warm_start=True needs the same n_targets and n_components as the previous fit.")
         if solver == "closed_form":
+            scales = target_scales(Y)
+            floor = self.min_var * scales
             W, o2, v, history = closed_form_fit(
                 X, Y, self.n_components, alpha=self.alpha, var_floor=floor, max_rounds=min(self.max_iter, 100)
             )
@@ -250,14 +245,7 @@ class _ReducedRankBase(
             curve, n_iter, n_updates, result = list(history), len(history), 0, None
         else:
             exact = None
-            if warm:
-                module = self.module_.to(device=device, dtype=dtype)
-                with torch.no_grad():
-                    module.var_floor.copy_(torch.as_tensor(floor))
-            else:
-                params = self._initial_params(X, Y, floor, scales, numpy_gen)
-                module = self._build_module(params, floor, scales, device, dtype)
-            result = self._train(module, X, Y, solver, fixed, torch_gen, dtype, validation)
+            module, floor, result = self._fit_iterative(X, Y, solver, fixed, warm, device, dtype)
             curve, n_iter, n_updates = result.loss_curve, result.n_iter, result.n_updates
         # Fitted attributes are set together, only once everything above has succeeded.
         self.device_, self._y_ndim, self.var_floor_, self.solver_ = device, y.ndim, floor, solver
@@ -267,13 +255,59 @@ class _ReducedRankBase(
         self._store_standard_form(exact)
         return self
 
-    def _train(self, module, X, Y, solver, fixed, torch_gen, dtype, validation=None):
-        """Run the engine on the negative log-likelihood (plus penalties)."""
+    def _fit_iterative(self, X, Y, solver, fixed, warm, device, dtype):
+        """``(module, var_floor, FitResult)`` of an iterative fit, with early stopping if asked.
+
+        Early stopping chooses how long to train, then trains that long on every sample
+        (Goodfellow et al. (2016), algorithm 7.2): the fit on the samples not held out
+        keeps its best-validation iteration ``i*``; then the same start computed from all
+        samples is trained again for at most ``i*`` iterations (the training rule may stop
+        it sooner, as without early stopping). The start of these models is the
+        closed-form fit of the data, so the held-out samples would otherwise be lost to
+        it while the iterations over-fit little. ``validation_scores`` and
+        ``best_validation_score`` of the result are those of the choice; a Ctrl-C during
+        it keeps its best-validation parameters without training again.
+        """
+        start = self.module_ if warm else None
+        train, held_out = self._validation_split(X.shape[0])
+        if held_out is None:
+            return self._start_and_train(X, Y, solver, fixed, start, device, dtype)
+        saved = None if start is None else copy.deepcopy(start.state_dict())
+        module, floor, choice = self._start_and_train(
+            X[train], Y[train], solver, fixed, start, device, dtype, validation=(X[held_out], Y[held_out])
+        )
+        if choice.stop_reason not in ("converged", "max_iter"):
+            return module, floor, choice
+        if saved is not None:
+            start.load_state_dict(saved)
+        best_iter = int(np.argmax(choice.validation_scores)) + 1
+        module, floor, result = self._start_and_train(X, Y, solver, fixed, start, device, dtype, max_iter=best_iter)
+        result.validation_scores, result.best_validation_score = choice.validation_scores, choice.best_validation_score
+        return module, floor, result
+
+    def _start_and_train(self, X, Y, solver, fixed, start, device, dtype, validation=None, max_iter=None):
+        """Build the starting module (``start``: continue from it) and train it."""
+        torch_gen, numpy_gen = make_generators(self.random_state)
+        scales = target_scales(Y)
+        floor = self.min_var * scales
+        if start is not None:
+            module = start.to(device=device, dtype=dtype)
+            with torch.no_grad():
+                module.var_floor.copy_(torch.as_tensor(floor))
+        else:
+            params = self._initial_params(X, Y, floor, scales, numpy_gen)
+            module = self._build_module(params, floor, scales, device, dtype)
+        result = self._train(module, X, Y, solver, fixed, torch_gen, dtype, validation, max_iter)
+        return module, floor, result
+
+    def _train(self, module, X, Y, solver, fixed, torch_gen, dtype, validation=None, max_iter=None):
+        """Run the engine on the negative log-likelihood (plus penalties); ``max_iter``: a cap that does not warn."""
         held = {"rho" if name == "noise_variance" else name for name in fixed}
         params = [p for name, p in module.named_parameters() if name not in held]
         lr = self.learning_rate
         if lr is None:
             lr = 0.01 if solver == "adam" else 1.0
+        cap = {} if max_iter is None else {"max_iter": max_iter, "warn_not_converged": False}
         penalty = None
         if self._penalised():
 
@@ -288,7 +322,7 @@ class _ReducedRankBase(
             params=params,
             generator=torch_gen,
             validation_data=None if validation is None else tuple(torch.tensor(a, dtype=dtype) for a in validation),
-            **self._engine_options(solver=solver, learning_rate=lr),
+            **self._engine_options(solver=solver, learning_rate=lr, **cap),
             log_terms=self._log_terms,
         )
 
