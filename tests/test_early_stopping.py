@@ -55,7 +55,43 @@ def test_engine_keeps_the_best_validation_epoch_and_stops_on_it():
     with torch.no_grad():  # the kept parameters are those of the best epoch
         kept = -float(_sq(module, *valid)) / len(valid[0])
     assert kept == pytest.approx(result.best_validation_score, rel=1e-12)
-    assert result.n_iter - 1 - best <= 25
+    assert result.n_iter == _validation_stop(scores, tol=1e-6, n_iter_no_change=25)
+
+
+def _validation_stop(scores, tol, n_iter_no_change):
+    """The epoch the validation rule fires at: no improvement for n_iter_no_change + the epochs up to the last one."""
+    best, last = -math.inf, 0
+    for epoch, score in enumerate(scores, start=1):
+        if score > best + tol:
+            last = epoch
+        best = max(best, score)
+        if epoch - last >= n_iter_no_change + last:
+            return epoch
+    return None
+
+
+def _zero(m, x, y):
+    return x.sum() * 0
+
+
+def test_validation_stop_waits_as_long_again_as_the_best_epoch_took():
+    """A score that improves for 30 epochs and then dips stops at 30 + 10 + 30, not after 10 epochs."""
+    train, valid = _overfitting_problem()
+    scripted = [1.0 - 0.01 * e for e in range(30)] + [0.9] * 200  # validation losses, epoch by epoch
+
+    def validation_loss(m, x, y):
+        return torch.tensor(scripted.pop(0) * x.shape[0], dtype=torch.float64)
+
+    result = _validated_fit(
+        _fresh(), train, valid, max_iter=200, n_iter_no_change=10, validation_loss=validation_loss, tol=1e-4
+    )
+    assert result.stop_reason == "converged" and result.n_iter == 70
+    assert int(np.argmax(result.validation_scores)) == 29
+    assert result.best_validation_score == pytest.approx(-0.71)
+    flat = _validated_fit(_fresh(), train, valid, max_iter=200, n_iter_no_change=10, validation_loss=_zero)
+    assert flat.n_iter == 12  # best at epoch 1: then 10 + 1 epochs without improvement
+    without = _validated_fit(_fresh(), train, None, max_iter=200, n_iter_no_change=10, tol=1e9)
+    assert without.n_iter == 11  # the training rule is unchanged: n_iter_no_change epochs after the first
 
 
 def test_engine_without_validation_reports_none():
@@ -102,7 +138,11 @@ def test_same_seed_same_split_and_attributes(make, data, n):
         b = make(early_stopping=True, random_state=0).fit(X, y)
         c = make(early_stopping=True, validation_fraction=0.3, random_state=0).fit(X, y)
     assert plain.validation_scores_ is None and plain.best_validation_score_ is None
-    assert len(a.validation_scores_) == a.n_iter_ and all(math.isfinite(v) for v in a.validation_scores_)
+    assert all(math.isfinite(v) for v in a.validation_scores_)
+    if hasattr(a, "w0_"):  # reduced rank: trained again on all samples, at most to the best iteration
+        assert 1 <= a.n_iter_ <= int(np.argmax(a.validation_scores_)) + 1
+    else:
+        assert len(a.validation_scores_) == a.n_iter_
     assert a.validation_scores_ == b.validation_scores_  # same seed, same split, same fit
     assert a.best_validation_score_ == max(a.validation_scores_)
     assert c.validation_scores_ != a.validation_scores_  # another held-out share, another score
@@ -127,7 +167,7 @@ def test_closed_form_has_nothing_to_stop_and_auto_goes_iterative():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est = RRLinearRegressor(early_stopping=True, random_state=0).fit(X, y)
-    assert est.solver_ == "lbfgs" and len(est.validation_scores_) == est.n_iter_
+    assert est.solver_ == "lbfgs" and est.n_iter_ <= int(np.argmax(est.validation_scores_)) + 1
 
 
 def test_over_parameterised_bumps_predict_held_out_data_better_with_early_stopping():
@@ -142,6 +182,39 @@ def test_over_parameterised_bumps_predict_held_out_data_better_with_early_stoppi
         stopped = SumOfBumpsRegressor(n_bumps=40, early_stopping=True, random_state=0).fit(X[:200], y[:200])
     assert stopped.score(X[200:], f[200:]) > plain.score(X[200:], f[200:]) + 0.2
     assert stopped.n_iter_ < plain.n_iter_
+
+
+def test_over_parameterised_reduced_rank_loses_nothing_to_early_stopping():
+    """Rank 8 on rank-2 sigmoid data, 300 samples: the held-out share comes back in the final fit.
+
+    The validation run picks the number of L-BFGS iterations; the final model is the fit on
+    all 300 samples stopped there, so it equals the plain fit when that stops earlier.
+    """
+    scores = []
+    for seed in (0, 1):
+        X, y = make_reduced_rank_regression(2300, 20, 30, 2, link="sigmoid", random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            plain = RRSigmoidRegressor(n_components=8, random_state=0).fit(X[:300], y[:300])
+            stopped = RRSigmoidRegressor(n_components=8, early_stopping=True, random_state=0).fit(X[:300], y[:300])
+        scores.append((plain.score(X[300:], y[300:]), stopped.score(X[300:], y[300:])))
+        best = int(np.argmax(stopped.validation_scores_)) + 1
+        assert stopped.n_iter_ == min(best, plain.n_iter_)
+        if best >= plain.n_iter_:
+            np.testing.assert_array_equal(stopped.predict(X), plain.predict(X))
+    assert scores[0][1] >= scores[0][0] and scores[1][1] == scores[1][0]
+    assert scores[0][0] == pytest.approx(0.7009, abs=1e-4) and scores[1][0] == pytest.approx(0.6308, abs=1e-4)
+
+
+def test_reduced_rank_warm_start_with_early_stopping_trains_again_from_the_previous_fit():
+    X, y = _rr_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = RRSigmoidRegressor(n_components=2, max_iter=5, random_state=0).fit(X, y)
+        previous = est.predict(X)
+        est.set_params(warm_start=True, early_stopping=True).fit(X, y)
+    assert est.n_iter_ <= len(est.validation_scores_) and np.isfinite(est.predict(X)).all()
+    assert not np.array_equal(est.predict(X), previous)
 
 
 @pytest.fixture(scope="module")
@@ -271,3 +344,18 @@ def test_warm_start_keeps_early_stopping_working():
         first = list(est.validation_scores_)
         est.fit(X, y)
     assert len(est.validation_scores_) == 3 and est.validation_scores_[0] > first[0]  # continued, not restarted
+
+
+def test_rnn_with_one_update_epochs_waits_for_the_growing_patience():
+    """36 training trials in one batch: one Adam update per epoch; the stop follows the validation rule."""
+    X, y = _trials()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = RateRNNRegressor(n_rec=6, max_iter=400, learning_rate=1e-2, early_stopping=True, random_state=0)
+        est.fit(X, y)
+    scores = est.validation_scores_
+    assert est.n_updates_ == est.n_iter_ == len(scores)
+    stop = _validation_stop(scores, tol=1e-4, n_iter_no_change=10)
+    assert est.n_iter_ == (400 if stop is None else stop)
+    last = max(e + 1 for e in range(1, len(scores)) if scores[e] > max(scores[:e]) + 1e-4)
+    assert est.n_iter_ == 2 * last + 10 > last + 10  # not 10 updates after the last improvement

@@ -153,7 +153,9 @@ def fit_module(
         every epoch; ``n_iter_no_change`` and ``tol`` then count epochs without an
         improvement of the validation score (its negative), and the parameters of the
         best-validation epoch are the ones kept at the end (also after divergence or
-        Ctrl-C).
+        Ctrl-C). The wait grows with the fit: training stops once the epochs without an
+        improvement number ``n_iter_no_change`` plus the epochs up to the last
+        improvement (``_Monitor.patience_spent``).
     validation_loss : callable or None
         Same signature as ``loss``; default ``loss`` (pass a noise-free version for a
         model whose training loss draws noise).
@@ -317,7 +319,7 @@ def _run_epochs(runner, schedule, monitor, result, epochs, n_iter_no_change, che
             callback(epoch, outcome.loss)
         # L-BFGS leaves the parameters unchanged when its line search finds no decrease at
         # the working precision: nothing more can be gained.
-        if monitor.no_improve >= n_iter_no_change or outcome.stalled:
+        if monitor.patience_spent(n_iter_no_change) or outcome.stalled:
             result.stop_reason = "converged"
             return
 
@@ -443,6 +445,22 @@ class _Monitor:
         if improved:
             result.best_validation_score = score
             self.best_state = snapshot(self.params)
+
+    def patience_spent(self, n_iter_no_change) -> bool:
+        """Whether the early-stopping rule fires after the epoch just recorded.
+
+        On the training objective: ``n_iter_no_change`` epochs without an improvement by
+        ``tol``. On a validation score: ``n_iter_no_change`` epochs plus as many again as
+        it took to reach the last improvement (``2 * no_improve >= n_iter_no_change +
+        n_iter``). The score of a small validation set moves in excursions (Adam's
+        oscillations, a few held-out trials) that outlast ten one-update epochs; a wait
+        that grows with the fit (the Deep Learning Tutorials' ``patience_increase = 2``)
+        needs no time scale of its own. The best-validation parameters are kept, so waiting
+        costs time only.
+        """
+        if self.validation is None:
+            return self.no_improve >= n_iter_no_change
+        return 2 * self.no_improve >= n_iter_no_change + self.result.n_iter
 
     def keep_final_if_better(self, objective):
         """Full-batch Adam: the last update was never evaluated; keep it only if it beats the best."""

@@ -18,6 +18,12 @@ _COMMON_DOC = """{summary}
     optional penalties). The models are janelia_core's reduced-rank models [1]_. Read
     more in :ref:`the user guide <reduced_rank>`.
 
+    With ``early_stopping=True`` the fit on the samples not held out chooses the number
+    of iterations (its best-validation one); the fitted model is then trained on all
+    samples from their own start for at most that many iterations, so the held-out share
+    is not lost (``validation_scores_`` and ``best_validation_score_`` are those of the
+    choice, ``n_iter_`` and ``loss_curve_`` those of the final fit).
+
     Parameters
     ----------
     n_components : int, default=2

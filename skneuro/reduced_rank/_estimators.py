@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -64,6 +65,11 @@ def _subsample(n, k, out_of_core=False):
     edges = np.linspace(0, n, m + 1).astype(np.int64)
     rng = np.random.default_rng(0)
     return edges[:-1] + (rng.random(m) * (edges[1:] - edges[:-1])).astype(np.int64)
+
+
+def _scales(mom):
+    """Per-target scales (``target_scales``) from the moments."""
+    return scales_from_moments(mom.y_var, np.maximum(np.abs(mom.y_min), np.abs(mom.y_max)))
 
 
 def _rho_from_v(v, floor, scales):
@@ -270,45 +276,22 @@ class _ReducedRankBase(
             LearningRateSchedule(self.learning_rate)  # validate even when the closed form ignores it
         solver = self._resolve_solver(fixed)
         device, dtype = self._resolve_device_dtype()
-        train, held_out = self._validation_split(n)
-        budget = _chunk_budget(n, p, out_of_core)
-        validation = None
-        if held_out is not None:
-            Xv, Yv = Xr.subset(held_out), Yr.subset(held_out)
-            self._check_moments(data_moments(Xv, Yv, budget=budget), solver)
-            Xr, Yr = Xr.subset(train), Yr.subset(train)
-            validation = (Xv, Yv)
-        big = Xr.shape[0] * p > IN_ONE_PIECE  # memmaps and files below it are read whole (<= 64 MB)
-        subsample = _subsample(Xr.shape[0], self.n_components, out_of_core) if big and self._link != "linear" else None
-        if self.init == "random" or warm or solver == "closed_form":
-            subsample = None
-        mom = data_moments(Xr, Yr, subsample=subsample, budget=budget)
-        self._check_moments(mom, solver)
-        torch_gen, numpy_gen = make_generators(self.random_state)
-        scales = scales_from_moments(mom.y_var, np.maximum(np.abs(mom.y_min), np.abs(mom.y_max)))
-        floor = self.min_var * scales
         if warm and (self.module_.n_targets != p or self.module_.n_components != self.n_components):
             raise ValueError("warm_start=True needs the same n_targets and n_components as the previous fit.")
         if solver == "closed_form":
+            mom = data_moments(Xr, Yr, budget=_chunk_budget(n, p, out_of_core))
+            self._check_moments(mom, solver)
+            floor = self.min_var * _scales(mom)
             w0, w1, o2, v, history = closed_form_moments(
                 mom, self.n_components, alpha=self.alpha, var_floor=floor, max_rounds=min(self.max_iter, 100)
             )
             w0, w1 = factor(w0, w1, self.n_components)
             exact = {"w0": w0, "w1": w1, "o2": o2, "v": v}
-            module = self._build_module(exact, floor, scales, device, dtype)
+            module = self._build_module(exact, floor, _scales(mom), device, dtype)
             curve, n_iter, n_updates, result = list(history), len(history), 0, None
         else:
             exact = None
-            if warm:
-                module = self.module_.to(device=device, dtype=dtype)
-                with torch.no_grad():
-                    module.var_floor.copy_(torch.as_tensor(floor))
-            else:
-                params = self._initial_params(mom, Xr, Yr, floor, scales, numpy_gen, budget)
-                module = self._build_module(params, floor, scales, device, dtype)
-            del mom  # the subsample
-            chunk = self.chunk_size if self.chunk_size is not None or not big else chunk_rows(d + p, budget)
-            result = self._train(module, Xr, Yr, solver, fixed, torch_gen, dtype, validation, chunk)
+            module, floor, result = self._fit_iterative(Xr, Yr, solver, fixed, warm, device, dtype, out_of_core)
             curve, n_iter, n_updates = result.loss_curve, result.n_iter, result.n_updates
         # Fitted attributes are set together, only once everything above has succeeded.
         self.device_, self._y_ndim, self.var_floor_, self.solver_ = device, y_ndim, floor, solver
@@ -317,6 +300,75 @@ class _ReducedRankBase(
         self.module_ = module
         self._store_standard_form(exact)
         return self
+
+    def _fit_iterative(self, Xr, Yr, solver, fixed, warm, device, dtype, out_of_core):
+        """``(module, var_floor, FitResult)`` of an iterative fit, with early stopping if asked.
+
+        Early stopping chooses how long to train, then trains that long on every sample
+        (Goodfellow et al. (2016), algorithm 7.2): the fit on the samples not held out
+        keeps its best-validation iteration ``i*``; then the same start computed from all
+        samples is trained again for at most ``i*`` iterations (the training rule may stop
+        it sooner, as without early stopping). The start of these models is the
+        closed-form fit of the data, so the held-out samples would otherwise be lost to
+        it while the iterations over-fit little. ``validation_scores`` and
+        ``best_validation_score`` of the result are those of the choice; a Ctrl-C during
+        it keeps its best-validation parameters without training again.
+        """
+        start = self.module_ if warm else None
+        train, held_out = self._validation_split(Xr.shape[0])
+        if held_out is None:
+            return self._start_and_train(Xr, Yr, solver, fixed, start, device, dtype, out_of_core)
+        saved = None if start is None else copy.deepcopy(start.state_dict())
+        validation = (Xr.subset(held_out), Yr.subset(held_out))
+        module, floor, choice = self._start_and_train(
+            Xr.subset(train), Yr.subset(train), solver, fixed, start, device, dtype, out_of_core, validation=validation
+        )
+        if choice.stop_reason not in ("converged", "max_iter"):
+            return module, floor, choice
+        if saved is not None:
+            start.load_state_dict(saved)
+        best_iter = int(np.argmax(choice.validation_scores)) + 1
+        module, floor, result = self._start_and_train(
+            Xr, Yr, solver, fixed, start, device, dtype, out_of_core, max_iter=best_iter
+        )
+        result.validation_scores, result.best_validation_score = choice.validation_scores, choice.best_validation_score
+        return module, floor, result
+
+    def _start_and_train(
+        self, Xr, Yr, solver, fixed, start, device, dtype, out_of_core, validation=None, max_iter=None
+    ):
+        """Check the rows, build the starting module (``start``: continue from it) and train it.
+
+        One pass over the rows gives their moments (and checks them); up to
+        ``IN_ONE_PIECE`` (samples × targets) the start and the engine see all rows at
+        once, beyond it the start is fitted on a row subsample and polished on all rows,
+        and the engine reads row chunks.
+        """
+        n, d = Xr.shape
+        p = Yr.shape[1]
+        budget = _chunk_budget(n, p, out_of_core)
+        if validation is not None:
+            self._check_moments(data_moments(*validation, budget=budget), solver)
+        big = n * p > IN_ONE_PIECE  # memmaps and files below it are read whole (<= 64 MB)
+        subsample = None
+        if big and self._link != "linear" and self.init != "random" and start is None:
+            subsample = _subsample(n, self.n_components, out_of_core)
+        mom = data_moments(Xr, Yr, subsample=subsample, budget=budget)
+        self._check_moments(mom, solver)
+        torch_gen, numpy_gen = make_generators(self.random_state)
+        scales = _scales(mom)
+        floor = self.min_var * scales
+        if start is not None:
+            module = start.to(device=device, dtype=dtype)
+            with torch.no_grad():
+                module.var_floor.copy_(torch.as_tensor(floor))
+        else:
+            params = self._initial_params(mom, Xr, Yr, floor, scales, numpy_gen, budget)
+            module = self._build_module(params, floor, scales, device, dtype)
+        del mom  # the subsample
+        chunk = self.chunk_size if self.chunk_size is not None or not big else chunk_rows(d + p, budget)
+        result = self._train(module, Xr, Yr, solver, fixed, torch_gen, dtype, validation, chunk, max_iter)
+        return module, floor, result
 
     def _fit_readers(self, X, y, reset):
         """Validated ``(X reader, y reader, y.ndim, out_of_core)``.
@@ -374,17 +426,19 @@ class _ReducedRankBase(
             check_spread_extremes("X", mom.x_min, mom.x_max, self.dtype)
             check_spread_extremes("y", mom.y_min, mom.y_max, self.dtype)
 
-    def _train(self, module, Xr, Yr, solver, fixed, torch_gen, dtype, validation=None, chunk_size=None):
+    def _train(self, module, Xr, Yr, solver, fixed, torch_gen, dtype, validation=None, chunk_size=None, max_iter=None):
         """Run the engine on the negative log-likelihood (plus penalties).
 
         Whole tensors when ``chunk_size`` is None; otherwise :class:`LazyRows`: every
-        evaluation reads the rows chunk by chunk from where they are.
+        evaluation reads the rows chunk by chunk from where they are. ``max_iter``: a cap
+        that does not warn (the refit after early stopping).
         """
         held = {"rho" if name == "noise_variance" else name for name in fixed}
         params = [p for name, p in module.named_parameters() if name not in held]
         lr = self.learning_rate
         if lr is None:
             lr = 0.01 if solver == "adam" else 1.0
+        cap = {} if max_iter is None else {"max_iter": max_iter, "warn_not_converged": False}
         penalty = None
         if self._penalised():
 
@@ -405,7 +459,9 @@ class _ReducedRankBase(
             generator=torch_gen,
             validation_data=None if validation is None else as_data(validation),
             # the objective sums over targets: ``tol`` is per target
-            **self._engine_options(solver=solver, learning_rate=lr, chunk_size=chunk_size, tol=self.tol * Yr.shape[1]),
+            **self._engine_options(
+                solver=solver, learning_rate=lr, chunk_size=chunk_size, tol=self.tol * Yr.shape[1], **cap
+            ),
             log_terms=self._log_terms,
         )
 

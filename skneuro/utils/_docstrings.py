@@ -21,7 +21,8 @@ tol : float, default={tol}
     The fit stops when the training objective has not improved by at least ``tol``
     for ``n_iter_no_change`` consecutive epochs.
 n_iter_no_change : int, default={n_iter_no_change}
-    See ``tol``.
+    See ``tol``. With ``early_stopping``, the wait on the validation score is
+    ``n_iter_no_change`` epochs plus as many as it took to reach the last improvement.
 warm_start : bool, default=False
     Continue from the fitted ``module_`` instead of initialising afresh.
 device : str, default="cpu"
@@ -42,8 +43,10 @@ callback : callable or None, default=None
 early_stopping : bool, default=False
     Hold out ``validation_fraction`` of the {held_out} (drawn from ``random_state``: same
     seed, same split), score them after every epoch and stop when that score has not
-    improved by ``tol`` for ``n_iter_no_change`` epochs; the parameters of the best
-    epoch are kept. The score is the negative mean per-sample loss of the held-out
+    improved by ``tol`` for ``n_iter_no_change`` epochs plus as many epochs as it took
+    to reach its last improvement (a wait that grows with the fit, so that a small,
+    noisy validation set does not end it early); the parameters of the best epoch are
+    kept. The score is the negative mean per-sample loss of the held-out
     {held_out} (no penalty), recorded in ``validation_scores_``.
 validation_fraction : float, default=0.1
     Share of the {held_out} held out when ``early_stopping`` is True (at least one held
