@@ -115,6 +115,8 @@ class MultiSubjectLatentRegressor(
         group, an identity or linear mapping, ``subject_params`` within ("scales",
         "offsets") and no direct pairs; otherwise it is skipped. The new predictor has one
         bump per training output neuron (``n_bumps`` is the trained predictors' size).
+        With ``early_stopping=True``, ``best_validation_score_`` scores the trained
+        predictor before smoothing.
     {solver_parameter}
     checkpoint_path : str or path-like, default=None
         File for training checkpoints (written atomically, read without running code).
