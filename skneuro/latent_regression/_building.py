@@ -25,6 +25,7 @@ from ._modules import (
     call_user,
     subject_key,
 )
+from ._smoothing import smooth_modes
 
 __all__ = ["LatentModelBuilding", "SubjectFitting"]
 
@@ -186,6 +187,60 @@ class LatentModelBuilding:
                     P = _numpy(bumps_in.bump_activations(torch.as_tensor(s.property_groups()[0][0]))) @ M_P
                     U = st["phi_out"] @ M_U
                     model.offsets[0].copy_(torch.as_tensor(y_s.mean(axis=0) - x_mean @ P @ U.T))
+
+    def _smooths_output_modes(self, module, subjects):
+        """Whether ``smooth_output_modes`` applies to this fit (see :mod:`._smoothing`)."""
+        return (
+            self.smooth_output_modes
+            and isinstance(self.mode_predictor, str)
+            and self.mode_predictor == "bumps"
+            and len(module.input_predictors) == 1
+            and len(module.output_predictors) == 1
+            and module._predicted_out[0]
+            and isinstance(module.mapping, (IdentityMapping, LinearMapping))
+            and set(self.subject_params) <= {"scales", "offsets"}
+            and not self.direct_pairs
+            and all(m is None for s in subjects for m in s.mode_groups()[1])
+        )
+
+    def _smooth_output_modes(self, module, subjects, ys):
+        """Output predictor := GP posterior mean of the training neurons' modes; per-neuron parts refitted.
+
+        Each training neuron's mode is its least-squares loading on its subject's centred
+        latents; the new predictor is :func:`smooth_modes` of them, stored as bumps centred
+        on the training neurons. Scales, offsets and noise variances are then refitted in closed
+        form, as ``fit_subject`` does.
+        """
+        param = next(module.parameters())
+        device, dtype = param.device, param.dtype
+        positions, loadings = [], []
+        with torch.no_grad():
+            for s, (y_s,) in zip(subjects, ys):
+                model = module.subject(s.subject_id)
+                (x,) = s.x_groups()
+                in_props, out_props = self._tensors(s, device, dtype)
+                (P,), _ = module.modes(model, in_props, out_props)
+                latents = torch.as_tensor(x, device=device, dtype=dtype) @ P
+                (t,) = module.mapping([latents])
+                t = _numpy(t)
+                t, yc = t - t.mean(axis=0), y_s - y_s.mean(axis=0)
+                loadings.append(np.linalg.lstsq(t, yc, rcond=None)[0].T)
+                positions.append(s.property_groups()[1][0])
+        seed = 0 if self.random_state is None else int(make_generators(self.random_state)[1].integers(2**31 - 1))
+        centres, widths, magnitudes = smooth_modes(np.vstack(positions), np.vstack(loadings), random_state=seed)
+        old = module.output_predictors[0]
+        u_mix = _numpy(module.u_mix_0)
+        t = {"dtype": torch.float64}
+        smooth = SumOfBumpFcns(
+            torch.as_tensor(centres, **t),
+            torch.as_tensor(widths, **t),
+            torch.as_tensor(magnitudes @ np.linalg.inv(u_mix), **t),  # the buffer u_mix is applied after
+            c_bounds=None if old.c_bounds is None else old.c_bounds.detach().to(torch.float64).cpu(),
+            w_bounds=None if old.w_bounds is None else old.w_bounds.detach().to(torch.float64).cpu(),
+        ).to(device=device, dtype=dtype)
+        module.output_predictors[0] = smooth
+        for s, y_s in zip(subjects, ys):
+            self._fit_subject_closed_form(module.subject(s.subject_id), s, y_s, module=module)
 
     def _standardise(self, module, subjects):
         """Set ``p_mix``/``u_mix`` (and rescale c) to the standard form; predictions are unchanged.

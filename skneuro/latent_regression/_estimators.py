@@ -104,6 +104,19 @@ class MultiSubjectLatentRegressor(
     init : {"auto", "random"}, default="auto"
         "auto": data-driven per-subject parameters and, for bump predictors with one input
         and one output group, an alternating least-squares start of the bump magnitudes.
+    smooth_output_modes : bool, default=True
+        After training, replace the output predictor by a Gaussian-process smoothing of
+        the training neurons' own modes (their least-squares loadings on the fitted
+        latents), with its length scale and noise level chosen by marginal likelihood,
+        then refit scales, offsets and noise variances in closed form. The likelihood
+        alone makes the predictor follow each training neuron's own deviation from the
+        smooth function of position, which no other neuron shares; smoothing keeps what
+        predicts new neurons. Applies to bump predictors with one input and one output
+        group, an identity or linear mapping, ``subject_params`` within ("scales",
+        "offsets") and no direct pairs; otherwise it is skipped. The new predictor has one
+        bump per training output neuron (``n_bumps`` is the trained predictors' size).
+        With ``early_stopping=True``, ``best_validation_score_`` scores the trained
+        predictor before smoothing.
     {solver_parameter}
     checkpoint_path : str or path-like, default=None
         File for training checkpoints (written atomically, read without running code).
@@ -187,6 +200,7 @@ class MultiSubjectLatentRegressor(
         "direct_pairs": [None, tuple, list],
         "min_var": [Interval(Real, 0, None, closed="neither")],
         "init": [StrOptions({"auto", "random"})],
+        "smooth_output_modes": ["boolean"],
         "solver": [StrOptions({"adam", "lbfgs"})],
         "checkpoint_path": [None, str, os.PathLike],
         "checkpoint_every": [None, Interval(Integral, 1, None, closed="left")],
@@ -207,6 +221,7 @@ class MultiSubjectLatentRegressor(
         direct_pairs=None,
         min_var=1e-3,
         init="auto",
+        smooth_output_modes=True,
         solver="adam",
         learning_rate=0.001,
         max_iter=500,
@@ -234,6 +249,7 @@ class MultiSubjectLatentRegressor(
         self.direct_pairs = direct_pairs
         self.min_var = min_var
         self.init = init
+        self.smooth_output_modes = smooth_output_modes
         self.solver = solver
         self.learning_rate = learning_rate
         self.max_iter = max_iter
@@ -383,6 +399,8 @@ class MultiSubjectLatentRegressor(
         if validation is not None:
             subjects, ys = all_subjects, all_ys
             self._complete_held_out_neurons(module, subjects, ys, devices, placement)
+        if self._smooths_output_modes(module, subjects):
+            self._smooth_output_modes(module, subjects, ys)
         if isinstance(module.mapping, IdentityMapping) and "latent_affine" not in self.subject_params:
             self._standardise(module, subjects)
         # Fitted attributes are set together, only once everything above has succeeded.
