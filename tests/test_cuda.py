@@ -98,3 +98,26 @@ def test_gpu_model_pickles_and_saves(case, tmp_path, monkeypatch):
         restored = pickle.loads(blob)
     assert restored.device_ == torch.device("cpu")
     _close(restored.predict(X), expected, 1e-6, 1e-6)
+
+
+def test_out_of_core_fit_keeps_the_data_on_the_cpu(tmp_path, monkeypatch):
+    """Issue #13: rows stay in the memmap; chunks move to the GPU as used (the originals' send_size)."""
+    from skneuro.reduced_rank import _estimators as rr_estimators
+
+    X, Y = make_reduced_rank_regression(40000, 20, 500, 2, link="sigmoid", random_state=0)[:2]
+    np.save(tmp_path / "X.npy", X.astype(np.float32))
+    np.save(tmp_path / "Y.npy", Y.astype(np.float32))
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    Ym = np.load(tmp_path / "Y.npy", mmap_mode="r")
+    monkeypatch.setattr(rr_estimators, "IN_ONE_PIECE", 0)  # the chunked path, whatever the size
+    torch.cuda.reset_peak_memory_stats()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpu = RRSigmoidRegressor(n_components=2, device="cuda", random_state=0).fit(Xm, Ym)
+    assert gpu.module_.w0.device.type == "cuda"
+    assert torch.cuda.max_memory_allocated() < 0.25 * Ym.nbytes  # never the whole of y on the GPU
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cpu = RRSigmoidRegressor(n_components=2, random_state=0).fit(Xm, Ym)
+    per_target = (cpu.log_likelihood(X[:2000], Y[:2000]) - gpu.log_likelihood(X[:2000], Y[:2000])) / 500
+    assert abs(per_target) < 1e-3
