@@ -1,4 +1,4 @@
-"""NeuroGymTask: padding, one-hot targets, masks, seeding, last-step accuracy, bad input."""
+"""NeuroGymTask: padding, one-hot targets, masks and their action weights, seeding, last-step accuracy, bad input."""
 
 import copy
 import subprocess
@@ -39,7 +39,7 @@ def toy_env():
 
 @needs_neurogym
 def test_toy_batch_by_hand(toy_env):
-    X, y, mask, params = NeuroGymTask(toy_env).generate(12, random_state=0)
+    X, y, mask, params = NeuroGymTask(toy_env, class_weight=None).generate(12, random_state=0)
     lengths = np.array([int(X[i, :, 0].sum()) + 1 for i in range(12)])
     assert set(lengths) == {3, 5}  # 2 or 4 stimulus steps, 1 decision step
     assert X.shape == (12, 5, 2) and y.shape == mask.shape == (12, 5, 3)
@@ -57,7 +57,7 @@ def test_toy_batch_by_hand(toy_env):
 
 @needs_neurogym
 def test_mask_periods_and_fixed_T(toy_env):
-    task = NeuroGymTask(toy_env, T=80, mask_periods=("decision",))
+    task = NeuroGymTask(toy_env, T=80, mask_periods=("decision",), class_weight=None)
     X, y, mask, params = task.generate(6, random_state=3)
     assert X.shape == (6, 8, 2) and task.n_steps == 8 and NeuroGymTask(toy_env).n_steps is None
     np.testing.assert_array_equal(task.times, np.arange(8) * 10.0)
@@ -66,6 +66,29 @@ def test_mask_periods_and_fixed_T(toy_env):
         expected = np.zeros(8)
         expected[n - 1] = 1.0
         np.testing.assert_array_equal(mask[i], np.repeat(expected[:, None], 3, axis=1))
+
+
+@needs_neurogym
+def test_balanced_class_weight_by_hand(toy_env):
+    X, y, mask, params = NeuroGymTask(toy_env).generate(12, random_state=0)
+    plain = NeuroGymTask(toy_env, class_weight=None).generate(12, random_state=0)
+    np.testing.assert_array_equal(y, plain.y)
+    np.testing.assert_array_equal(mask > 0, plain.mask > 0)  # the same steps count
+    own = plain.mask[:, :, 0] > 0
+    action = y.argmax(axis=2)
+    n_kept = own.sum()
+    counts = {a: (own & (action == a)).sum() for a in range(3)}
+    assert counts[0] == n_kept - 12 and counts[1] + counts[2] == 12 and counts[1] > 0 and counts[2] > 0
+    for a, n_a in counts.items():  # n_kept / (3 actions present · n_a)
+        np.testing.assert_allclose(mask[own & (action == a)], n_kept / (3 * n_a))
+    np.testing.assert_allclose(mask[own].mean(), 1.0)
+    # only the kept steps count: one decision step per trial, actions 1 and 2
+    decision = NeuroGymTask(toy_env, mask_periods=("decision",)).generate(12, random_state=0).mask
+    gt = params["ground_truth"]
+    np.testing.assert_allclose(decision.sum(axis=(1, 2)), 3 * 12 / (2 * np.where(gt == 1, counts[1], counts[2])))
+    with pytest.raises(ValueError, match="class_weight"):
+        NeuroGymTask(toy_env, class_weight="equal").generate(2)
+    assert "class_weight='balanced'" in repr(NeuroGymTask(toy_env))
 
 
 @needs_neurogym
@@ -88,7 +111,7 @@ def test_same_seed_same_trials_and_env_untouched(toy_env):
 
 @needs_neurogym
 def test_perceptual_decision_making():
-    task = NeuroGymTask("PerceptualDecisionMaking-v0", dt=20, mask_periods=("decision",))
+    task = NeuroGymTask("PerceptualDecisionMaking-v0", dt=20, mask_periods=("decision",), class_weight=None)
     X, y, mask, params = task.generate(16, random_state=0)
     # fixation 100 ms, stimulus 2000 ms, decision 100 ms at dt 20: 5 + 100 + 5 steps
     assert X.shape == (16, 110, 3) and y.shape == (16, 110, 3)
@@ -100,6 +123,30 @@ def test_perceptual_decision_making():
     np.testing.assert_array_equal(mask.sum(axis=(1, 2)), 15.0)
     assert set(params) == {"ground_truth", "coh"}
     assert set(params["coh"]) <= {0, 6.4, 12.8, 25.6, 51.2}
+    # the default mask: every step, each action the same share (fixate 105 steps, a choice 5)
+    _, _, mask, _ = NeuroGymTask("PerceptualDecisionMaking-v0", dt=20).generate(16, random_state=0)
+    assert (mask > 0).all()
+    action = y.argmax(axis=2)
+    shares = [mask[:, :, 0][action == a].sum() for a in range(3)]
+    np.testing.assert_allclose(shares, 16 * 110 / 3)
+    np.testing.assert_allclose(mask[:, :5, 0], 16 * 110 / (3 * 16 * 105))
+
+
+@needs_neurogym
+@pytest.mark.slow
+def test_perceptual_decision_making_target_with_defaults():
+    """Issue #16's target with NeuroGymTask's defaults (every step scored); 0.78-0.80 with a 0/1 mask."""
+    import warnings
+
+    from skneuro.rnn import RateRNNRegressor
+
+    task = NeuroGymTask("PerceptualDecisionMaking-v0", dt=20)
+    X, y, mask, _ = task.generate(2_000, random_state=0)
+    Xt, yt, mt, _ = task.generate(500, random_state=10_000)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Stopped at max_iter")
+        est = RateRNNRegressor(n_rec=64, dt=20, tau=100, max_iter=30, random_state=0).fit(X, y, sample_weight=mask)
+    assert task.accuracy(yt, est.predict(Xt), mt) >= 0.85
 
 
 @needs_neurogym
