@@ -90,9 +90,9 @@ class NeuroGymTask(Task):
     ``env.ob`` (steps × observations) make ``X`` and its ground truth ``env.gt`` (one action
     index per step) makes ``y``, one-hot over the actions. Trials of a batch are padded
     with zeros at the end to the longest one (or to ``T``); ``mask`` is non-zero on each
-    trial's own steps (or only on the steps of ``mask_periods``) and 0 on the padding: 1
-    with ``class_weight=None``, by default a weight per ground-truth action that gives
-    every action the same share of the loss (see Notes). Unlike
+    trial's own steps (or only on the steps of ``mask_periods``) and 0 on the padding: 1 by
+    default, or with ``class_weight="balanced"`` a weight per ground-truth action that
+    gives every action the same share of the loss (see Notes). Unlike
     ``neurogym.Dataset``, which runs trials back to back in fixed-length windows, every
     trial starts at step 0, and ``random_state`` seeds the environment's own generator
     (``env.seed``), so the same seed gives the same trials. The environment passed in is
@@ -114,7 +114,7 @@ class NeuroGymTask(Task):
     mask_periods : tuple of str or None, default=None
         Names of the environment's periods (e.g. ``("decision",)``) whose steps the mask
         keeps; None keeps every step of the trial.
-    class_weight : {"balanced"} or None, default="balanced"
+    class_weight : {"balanced"} or None, default=None
         Mask value of a kept step. ``"balanced"``: ``n_kept / (n_actions · n_a)`` for a
         step whose ground truth is action ``a``, with ``n_a`` the kept steps of the batch
         that have it, ``n_kept`` all kept steps and ``n_actions`` the actions that occur
@@ -145,7 +145,7 @@ class NeuroGymTask(Task):
     :meth:`accuracy` scores, as NeuroGym's tutorials do, the choice at each trial's last
     step: the argmax of the network's output there against the ground-truth action.
 
-    Why balanced weights by default. NeuroGym's ground truth is an action label per step
+    Balanced weights. NeuroGym's ground truth is an action label per step
     and most steps are "fixate" (PerceptualDecisionMaking at dt 20: 105 of 110 steps;
     NeuroGym trains it with cross-entropy). With a squared error on one-hot targets and
     equal weights, the fixation steps ask the choice outputs to stay at exactly 0 while the
@@ -158,7 +158,8 @@ class NeuroGymTask(Task):
     balanced weights, every step still scored (benchmarks/tasks.py). The price: the
     balanced network answers early, its choice output passing the fixation output in the
     last ~200 ms of the (fixed-length) stimulus in nearly every trial, which the 0/1 mask's
-    network never does. Use ``class_weight=None`` where holding fixation matters.
+    network never does. So the default stays the 0/1 mask (every step counts the same, as
+    in NeuroGym's own training); ``"balanced"`` is for users who score only the decision.
 
     References
     ----------
@@ -178,7 +179,7 @@ class NeuroGymTask(Task):
     1.0
     """
 
-    def __init__(self, env, *, T=None, mask_periods=None, class_weight="balanced", tau=100, **env_kwargs):
+    def __init__(self, env, *, T=None, mask_periods=None, class_weight=None, tau=100, **env_kwargs):
         if isinstance(env, str):
             made = _make_env(env, env_kwargs)
         elif env_kwargs:

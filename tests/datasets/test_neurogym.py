@@ -70,8 +70,8 @@ def test_mask_periods_and_fixed_T(toy_env):
 
 @needs_neurogym
 def test_balanced_class_weight_by_hand(toy_env):
-    X, y, mask, params = NeuroGymTask(toy_env).generate(12, random_state=0)
-    plain = NeuroGymTask(toy_env, class_weight=None).generate(12, random_state=0)
+    X, y, mask, params = NeuroGymTask(toy_env, class_weight="balanced").generate(12, random_state=0)
+    plain = NeuroGymTask(toy_env).generate(12, random_state=0)
     np.testing.assert_array_equal(y, plain.y)
     np.testing.assert_array_equal(mask > 0, plain.mask > 0)  # the same steps count
     own = plain.mask[:, :, 0] > 0
@@ -83,12 +83,14 @@ def test_balanced_class_weight_by_hand(toy_env):
         np.testing.assert_allclose(mask[own & (action == a)], n_kept / (3 * n_a))
     np.testing.assert_allclose(mask[own].mean(), 1.0)
     # only the kept steps count: one decision step per trial, actions 1 and 2
-    decision = NeuroGymTask(toy_env, mask_periods=("decision",)).generate(12, random_state=0).mask
+    decision = NeuroGymTask(toy_env, mask_periods=("decision",), class_weight="balanced").generate(12, random_state=0)
+    decision = decision.mask
     gt = params["ground_truth"]
     np.testing.assert_allclose(decision.sum(axis=(1, 2)), 3 * 12 / (2 * np.where(gt == 1, counts[1], counts[2])))
     with pytest.raises(ValueError, match="class_weight"):
         NeuroGymTask(toy_env, class_weight="equal").generate(2)
-    assert "class_weight='balanced'" in repr(NeuroGymTask(toy_env))
+    assert "class_weight=None" in repr(NeuroGymTask(toy_env))
+    assert "class_weight='balanced'" in repr(NeuroGymTask(toy_env, class_weight="balanced"))
 
 
 @needs_neurogym
@@ -123,8 +125,13 @@ def test_perceptual_decision_making():
     np.testing.assert_array_equal(mask.sum(axis=(1, 2)), 15.0)
     assert set(params) == {"ground_truth", "coh"}
     assert set(params["coh"]) <= {0, 6.4, 12.8, 25.6, 51.2}
-    # the default mask: every step, each action the same share (fixate 105 steps, a choice 5)
+    # the default mask: 1 on every step of the trial
     _, _, mask, _ = NeuroGymTask("PerceptualDecisionMaking-v0", dt=20).generate(16, random_state=0)
+    np.testing.assert_array_equal(mask, 1.0)
+    # balanced: every step, each action the same share (fixate 105 steps, a choice 5)
+    _, _, mask, _ = NeuroGymTask("PerceptualDecisionMaking-v0", dt=20, class_weight="balanced").generate(
+        16, random_state=0
+    )
     assert (mask > 0).all()
     action = y.argmax(axis=2)
     shares = [mask[:, :, 0][action == a].sum() for a in range(3)]
@@ -134,13 +141,13 @@ def test_perceptual_decision_making():
 
 @needs_neurogym
 @pytest.mark.slow
-def test_perceptual_decision_making_target_with_defaults():
-    """Issue #16's target with NeuroGymTask's defaults (every step scored); 0.78-0.80 with a 0/1 mask."""
+def test_perceptual_decision_making_target_with_balanced_weights():
+    """Issue #16's target, every step scored with balanced weights (0.908); 0.78-0.80 with the 0/1 mask."""
     import warnings
 
     from skneuro.rnn import RateRNNRegressor
 
-    task = NeuroGymTask("PerceptualDecisionMaking-v0", dt=20)
+    task = NeuroGymTask("PerceptualDecisionMaking-v0", dt=20, class_weight="balanced")
     X, y, mask, _ = task.generate(2_000, random_state=0)
     Xt, yt, mt, _ = task.generate(500, random_state=10_000)
     with warnings.catch_warnings():
