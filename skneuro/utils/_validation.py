@@ -173,7 +173,7 @@ def check_spread_extremes(name, col_min, col_max, dtype="float32"):
     >>> from skneuro.utils._validation import check_spread_extremes
     >>> check_spread_extremes("y", np.array([0.0, 5.0]), np.array([1.0, 5.0]))
     >>> try:
-    ...     check_spread_extremes("y", np.array([1.0]), np.array([1.0 + 1e-20]))
+    ...     check_spread_extremes("y", np.array([0.0]), np.array([1e-20]))
     ... except ValueError as exc:
     ...     print(str(exc)[:31])
     y varies by less than 1.1e-19 in
