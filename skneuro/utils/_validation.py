@@ -175,8 +175,8 @@ def check_spread_extremes(name, col_min, col_max, dtype="float32"):
     >>> try:
     ...     check_spread_extremes("y", np.array([0.0]), np.array([1e-20]))
     ... except ValueError as exc:
-    ...     print(str(exc)[:31])
-    y varies by less than 1.1e-19 in
+    ...     print(str(exc)[:30])
+    y varies by less than 1.1e-19
     """
     col_min = np.asarray(col_min, dtype=np.float64)
     col_max = np.asarray(col_max, dtype=np.float64)
