@@ -118,32 +118,46 @@ def _system(link, theta, basis, outer, Yt, k):
 
     The Jacobian columns are ``slope × basis`` (``w1`` and ``o1``), ``f`` (``g``) and 1
     (``o2``): every block of ``JᵀJ`` is one (q, n) @ (n, ·) product, without forming the
-    (q, n, m) Jacobian.
+    (q, n, m) Jacobian. The products run in the dtype of ``basis`` and ``Yt`` (float32 for
+    float32 data); sums over samples are taken in float64 where they decide a step's
+    acceptance (``rss``), and all three results are float64.
     """
-    resid, f, slope = _forward(link, theta, basis[:, :k], Yt, k)
+    work = basis.dtype
+    resid, f, slope = _forward(link, theta.to(work), basis[:, :k], Yt, k)
     q, n = resid.shape
     ka = basis.shape[1]
     has_g = link in ("sigmoid", "exp")
     m = ka + has_g + 1
-    hess = resid.new_empty(q, m, m)
-    grad = resid.new_empty(q, m)
+    wide = torch.float64
+    hess = torch.empty(q, m, m, dtype=wide)
+    grad = torch.empty(q, m, dtype=wide)
     hess[:, :ka, :ka] = ((slope * slope) @ outer).reshape(q, ka, ka)
     cross = slope @ basis
     hess[:, :ka, -1] = cross
     hess[:, -1, :ka] = cross
     hess[:, -1, -1] = float(n)
     grad[:, :ka] = (slope * resid) @ basis
-    grad[:, -1] = resid.sum(1)
+    grad[:, -1] = resid.sum(1, dtype=wide)
     if has_g:
         cross = (slope * f) @ basis
         hess[:, :ka, ka] = cross
         hess[:, ka, :ka] = cross
-        hess[:, ka, ka] = (f * f).sum(1)
-        total = f.sum(1)
+        hess[:, ka, ka] = (f * f).sum(1, dtype=wide)
+        total = f.sum(1, dtype=wide)
         hess[:, ka, -1] = total
         hess[:, -1, ka] = total
-        grad[:, ka] = (f * resid).sum(1)
-    return (resid * resid).sum(1), hess, grad
+        grad[:, ka] = (f * resid).sum(1, dtype=wide)
+    return (resid * resid).sum(1, dtype=wide), hess, grad
+
+
+def _work_dtype(*arrays):
+    """float32 when the data are float32 (twice as fast, within the float32 model's precision), else float64."""
+    return torch.float32 if all(np.asarray(a[:0]).dtype == np.float32 for a in arrays) else torch.float64
+
+
+def _improvement_tol(work):
+    """Relative decrease of ``rss`` below which a target has converged, for the working dtype."""
+    return 1e-10 if work == torch.float64 else 1e-7
 
 
 def _lm_step(theta, hess, grad, damping):
@@ -180,9 +194,10 @@ def _block_targets(n_rows, block_elements=None):
     return max(1, int((BLOCK_ELEMENTS if block_elements is None else block_elements) // max(n_rows, 1)))
 
 
-def _target_block(Y, start, stop):
-    """Columns ``start:stop`` of Y (n, p) as a contiguous float64 (q, n) tensor."""
-    return torch.from_numpy(np.array(Y[:, start:stop].T, dtype=np.float64, order="C"))  # a copy: Y may be read-only
+def _target_block(Y, start, stop, work=torch.float64):
+    """Columns ``start:stop`` of Y (n, p) as a contiguous (q, n) tensor of dtype ``work`` (a copy)."""
+    dtype = np.float32 if work == torch.float32 else np.float64
+    return torch.from_numpy(np.array(Y[:, start:stop].T, dtype=dtype, order="C"))  # a copy: Y may be read-only
 
 
 def refine_targets(link, X, Y, params, *, n_steps=50, block_elements=None):
@@ -208,14 +223,17 @@ def refine_targets(link, X, Y, params, *, n_steps=50, block_elements=None):
     """
     k = params["w0"].shape[1]
     n, p = Y.shape
-    basis, outer = _design(torch.from_numpy(np.asarray(X, dtype=np.float64) @ params["w0"]), link)
+    work = _work_dtype(X, Y)
+    latent = torch.from_numpy(np.asarray(X, dtype=np.float64) @ params["w0"]).to(work)
+    basis, outer = _design(latent, link)
+    converged = _improvement_tol(work)
     theta_all = _pack(params)
     block = _block_targets(n, block_elements)
     rss_out = torch.empty(p, dtype=torch.float64)
     for start in range(0, p, block):
         stop = min(start + block, p)
         theta = theta_all[start:stop].clone()
-        Yt = _target_block(Y, start, stop)
+        Yt = _target_block(Y, start, stop, work)
         damping = torch.full((theta.shape[0],), 1e-3, dtype=torch.float64)
         rss, hess, grad = _system(link, theta, basis, outer, Yt, k)
         for _ in range(n_steps):
@@ -228,7 +246,7 @@ def refine_targets(link, X, Y, params, *, n_steps=50, block_elements=None):
             hess = torch.where(accept[:, None, None], new_hess, hess)
             grad = torch.where(accept[:, None], new_grad, grad)
             damping = torch.where(accept, damping / 3.0, damping * 4.0).clamp(1e-9, 1e9)
-            done = (accept & (improvement < 1e-10)) | (damping >= 1e8)
+            done = (accept & (improvement < converged)) | (damping >= 1e8)
             if bool(done.all()):
                 break
         theta_all[start:stop] = theta
@@ -253,6 +271,7 @@ def polish_targets(link, Xr, Yr, params, *, n_steps=2, budget=None):
     k = w0.shape[1]
     n, p = Yr.shape
     rows = chunk_rows(Xr.shape[1] + p, budget)
+    work = torch.float32 if (Xr.dtype, Yr.dtype) == (np.float32, np.float32) else torch.float64
 
     def system(theta):
         rss = torch.zeros(p, dtype=torch.float64)
@@ -260,10 +279,10 @@ def polish_targets(link, Xr, Yr, params, *, n_steps=2, budget=None):
         for start in range(0, n, rows):
             stop = min(start + rows, n)
             xb, yb = Xr.read(start, stop), Yr.read(start, stop)
-            basis, outer = _design(torch.from_numpy(xb.astype(np.float64) @ w0), link)
+            basis, outer = _design(torch.from_numpy(xb.astype(np.float64) @ w0).to(work), link)
             block = _block_targets(stop - start)
             for j in range(0, p, block):
-                r, h, g = _system(link, theta[j : j + block], basis, outer, _target_block(yb, j, j + block), k)
+                r, h, g = _system(link, theta[j : j + block], basis, outer, _target_block(yb, j, j + block, work), k)
                 if hess is None:
                     hess = h.new_zeros((p, *h.shape[1:]))
                     grad = g.new_zeros((p, g.shape[1]))
@@ -408,7 +427,7 @@ def polish_fit(link, Xr, Yr, params, *, var_floor, budget=None, max_rounds=4, to
     params : dict
         As :func:`alternate_fit`, ``v`` over all rows.
     """
-    params = polish_targets(link, Xr, Yr, params, n_steps=2, budget=budget)
+    params = polish_targets(link, Xr, Yr, params, n_steps=1, budget=budget)
     v = np.maximum(params.pop("rss_n"), var_floor)
     n, d = Xr.shape
     p = Yr.shape[1]
