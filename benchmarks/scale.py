@@ -22,8 +22,8 @@ Rows:
 Targets (issue #13, one thread): sigmoid n 10,000, d_out 5,000 ≤ 30 s, memory ≤ 2× Y,
 gap ≤ 0.001 nats per target; latent 3 × 6,000, T 4,000 ≤ 60 s, memory ≤ 2× data.
 
-Run: ``python benchmarks/scale.py [--budget S] [--quick]`` (``--quick``: only the rows up to
-d_out 1,000 and n 10,000, for a smoke test).
+Run: ``python benchmarks/scale.py [--budget S] [--quick] [--skip-latent]`` (``--quick``: only
+the rows up to d_out 1,000 and n 10,000, for a smoke test).
 """
 
 from __future__ import annotations
@@ -258,6 +258,7 @@ def main():
     parser.add_argument("--budget", type=float, default=600.0, help="seconds per row")
     parser.add_argument("--memory-gb", type=float, default=20.0, help="address-space limit per row")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-latent", action="store_true", help="only the reduced-rank rows")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -337,6 +338,8 @@ def main():
             f"RRSigmoid time ~ {label}^{slope:.2f}" if slope is not None else f"RRSigmoid time vs {label}: too few rows"
         )
     print()
+    if args.skip_latent:
+        return
     latent_rows = []
     for subjects, neurons, T in ((3, 6000, 4000), (5, 10000, 4000)) if not args.quick else ((3, 1000, 2000),):
         r = _run({"kind": "latent", "subjects": subjects, "neurons": neurons, "T": T}, args.budget, args.memory_gb)
