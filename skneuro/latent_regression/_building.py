@@ -25,7 +25,7 @@ from ._modules import (
     call_user,
     subject_key,
 )
-from ._smoothing import smooth_modes
+from ._smoothing import least_squares_modes, smooth_modes
 
 __all__ = ["LatentModelBuilding", "SubjectFitting"]
 
@@ -207,8 +207,9 @@ class LatentModelBuilding:
         """Output predictor := GP posterior mean of the training neurons' modes; per-neuron parts refitted.
 
         Each training neuron's mode is its least-squares loading on its subject's centred
-        latents; the new predictor is :func:`smooth_modes` of them, stored as bumps centred
-        on the training neurons. Scales, offsets and noise variances are then refitted in closed
+        latents (:func:`least_squares_modes`); the new predictor is :func:`smooth_modes` of
+        them, stored as at most 1,000 bumps centred on training neurons (cost linear in
+        their number). Scales, offsets and noise variances are then refitted in closed
         form, as ``fit_subject`` does.
         """
         param = next(module.parameters())
@@ -222,9 +223,7 @@ class LatentModelBuilding:
                 (P,), _ = module.modes(model, in_props, out_props)
                 latents = torch.as_tensor(x, device=device, dtype=dtype) @ P
                 (t,) = module.mapping([latents])
-                t = _numpy(t)
-                t, yc = t - t.mean(axis=0), y_s - y_s.mean(axis=0)
-                loadings.append(np.linalg.lstsq(t, yc, rcond=None)[0].T)
+                loadings.append(least_squares_modes(_numpy(t), y_s))
                 positions.append(s.property_groups()[1][0])
         seed = 0 if self.random_state is None else int(make_generators(self.random_state)[1].integers(2**31 - 1))
         centres, widths, magnitudes = smooth_modes(np.vstack(positions), np.vstack(loadings), random_state=seed)

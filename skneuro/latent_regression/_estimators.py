@@ -114,7 +114,9 @@ class MultiSubjectLatentRegressor(
         predicts new neurons. Applies to bump predictors with one input and one output
         group, an identity or linear mapping, ``subject_params`` within ("scales",
         "offsets") and no direct pairs; otherwise it is skipped. The new predictor has one
-        bump per training output neuron (``n_bumps`` is the trained predictors' size).
+        bump per training output neuron up to 1,000 (subset-of-regressors approximation
+        beyond: 1,000 neurons drawn as centres, cost linear in the number of neurons;
+        ``n_bumps`` is the trained predictors' size).
         With ``early_stopping=True``, ``best_validation_score_`` scores the trained
         predictor before smoothing.
     {solver_parameter}
