@@ -1023,3 +1023,18 @@ def test_one_random_state_converter_everywhere_and_no_global_state():
     assert numpy_gen.random() == np.random.default_rng(7).random()
     make_generators(None), as_generator(None), PerceptualDiscrimination().generate(2)
     assert np.array_equal(np.random.get_state()[1], global_np) and torch.equal(torch.get_rng_state(), global_torch)
+
+
+def test_epochs_above_the_starting_objective_do_not_count_against_patience():
+    """A large learning rate's first steps overshoot; the fit waits until it comes back below its start."""
+    from skneuro._engine.fit import FitResult, _Monitor
+
+    param = nn.Parameter(torch.zeros(1))
+    monitor = _Monitor(nn.Linear(1, 1), [param], FitResult(), tol=1e-3, max_iter=100, verbose=0, log_terms=None)
+    counts = []
+    for epoch, loss in enumerate([10.0, 500.0, 400.0, 300.0, 50.0, 11.0, 9.0, 9.0, 9.0]):
+        monitor.record(epoch, loss)
+        counts.append(monitor.no_improve)
+    # above the start (10): not counted; 9 improves; then two epochs without improvement
+    assert counts == [0, 0, 0, 0, 0, 0, 0, 1, 2]
+    # before this rule the overshoot itself used up the patience: 1, 2, 3, 4, 5 after epoch 0

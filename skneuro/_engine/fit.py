@@ -419,7 +419,13 @@ class _Monitor:
         if self.validation is None:
             if loss < self.best_loss:
                 self.best_state = evaluated if evaluated is not None else snapshot(self.params)
-            self.no_improve = self.no_improve + 1 if loss > self.best_loss - self.tol else 0
+            # Epochs whose objective is above the first epoch's (a large learning rate's
+            # first steps overshoot) do not count against the patience: the fit has not yet
+            # come back to where it started. Divergence that never comes back runs to
+            # max_iter and is then caught (the better parameters restored).
+            above_start = len(self.result.loss_curve) > 1 and loss > self.result.loss_curve[0] + self.tol
+            if not above_start:
+                self.no_improve = self.no_improve + 1 if loss > self.best_loss - self.tol else 0
         else:
             self._record_validation()
         self.best_loss = min(self.best_loss, loss)
