@@ -43,12 +43,12 @@ SUBSAMPLE_ROWS = 2000
 
 
 def _chunk_budget(n, p, out_of_core):
-    """Elements per chunk: a share of the data (1/32 in memory, 1/128 from files), within [2**16, 2**22].
+    """Elements per chunk: a share of the data (1/32 in memory, 1/256 from files), within [2**16, 2**22].
 
     A chunk's forward and backward pass holds about ten chunk-sized arrays (some float64):
-    about a third of the data's size in memory, a tenth from files.
+    about a third of the data's size in memory, a twentieth from files.
     """
-    return int(min(2**22, max(2**16, n * p // (128 if out_of_core else 32))))
+    return int(min(2**22, max(2**16, n * p // (256 if out_of_core else 32))))
 
 
 def _subsample(n, k, out_of_core=False):
@@ -366,7 +366,11 @@ class _ReducedRankBase(
             params = self._initial_params(mom, Xr, Yr, floor, scales, numpy_gen, budget)
             module = self._build_module(params, floor, scales, device, dtype)
         del mom  # the subsample
-        chunk = self.chunk_size if self.chunk_size is not None or not big else chunk_rows(d + p, budget)
+        chunk = self.chunk_size
+        if chunk is None and (big or device.type == "cpu"):
+            # chunks of the data (no more than the chunk budget in any autograd graph); small
+            # data on a GPU stay there whole
+            chunk = chunk_rows(d + p, budget)
         result = self._train(module, Xr, Yr, solver, fixed, torch_gen, dtype, validation, chunk, max_iter)
         return module, floor, result
 
