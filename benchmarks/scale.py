@@ -16,8 +16,8 @@ reset through ``/proc/self/clear_refs``. Rows:
 Targets (issue #13, one thread): sigmoid n 10,000, d_out 5,000 ≤ 30 s, memory ≤ 2× Y,
 gap ≤ 0.001 nats per target; latent 3 × 6,000, T 4,000 ≤ 60 s, memory ≤ 2× data.
 
-Run: ``python benchmarks/scale.py [--budget S] [--quick]`` (``--quick``: only the rows up to
-d_out 1,000 and n 10,000, for a smoke test).
+Run: ``python benchmarks/scale.py [--budget S] [--quick] [--latent-only]`` (``--quick``: only the
+rows up to d_out 1,000 and n 10,000, for a smoke test; ``--latent-only``: only the latent rows).
 """
 
 from __future__ import annotations
@@ -220,6 +220,7 @@ def main():
     parser.add_argument("--budget", type=float, default=600.0, help="seconds per row")
     parser.add_argument("--memory-gb", type=float, default=20.0, help="address-space limit per row")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--latent-only", action="store_true", help="only the latent-model rows")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -234,6 +235,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="skneuro_scale_")
     d_outs = [200, 1000] if args.quick else [200, 1000, 5000, 20000]
     ns = [2500, 10000] if args.quick else [2500, 10000, 40000]
+    if args.latent_only:
+        d_outs, ns = [], []
     rows, sk_times = [], {}
     for label, sizes, make in (
         ("d_out", d_outs, lambda v: {"n": 10000, "d_out": v}),
@@ -268,7 +271,7 @@ def main():
                 )
                 print("  done:", " | ".join(rows[-1][:4]), flush=True)
     wb = {"kind": "skneuro", "n": 50000, "d_out": 20000, "rank": 10, "memmap": True, "tmp": tmp}
-    if not args.quick:
+    if not (args.quick or args.latent_only):
         r = _run(wb, args.budget, args.memory_gb)
         rows.append(
             [
@@ -283,7 +286,8 @@ def main():
             ]
         )
     print()
-    print_table(["size", "method", "time (s)", "fit MB", "Y MB", "fit/Y", "NLL gap", "verdict"], rows)
+    if rows:
+        print_table(["size", "method", "time (s)", "fit MB", "Y MB", "fit/Y", "NLL gap", "verdict"], rows)
     for label, pairs in sk_times.items():
         slope = _exponent([p for p, _ in pairs], [t for _, t in pairs])
         print(

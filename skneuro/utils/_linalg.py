@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["link_numpy", "standard_form", "target_scales"]
+__all__ = ["link_numpy", "scales_from_variances", "standard_form", "target_scales"]
 
 
 def standard_form(w0, w1, o1=None, o2=None, g=None):
@@ -78,9 +78,22 @@ def link_numpy(link: str, a: np.ndarray) -> np.ndarray:
 
 def target_scales(Y: np.ndarray) -> np.ndarray:
     """Per-target training variance; constant targets get the mean positive variance (or 1)."""
-    s = np.var(Y, axis=0)
+    return scales_from_variances(np.var(Y, axis=0), np.abs(Y).max(axis=0))
+
+
+def scales_from_variances(variances: np.ndarray, abs_max: np.ndarray) -> np.ndarray:
+    """:func:`target_scales` from per-target variances and largest magnitudes (e.g. summed in chunks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skneuro.utils._linalg import scales_from_variances
+    >>> scales_from_variances(np.array([2.0, 0.0, 4.0]), np.array([3.0, 1.0, 5.0])).tolist()
+    [2.0, 3.0, 4.0]
+    """
+    s = np.asarray(variances, dtype=np.float64)
     # a constant target's variance can come out as a rounding residue (~(eps·|mean|)²): zero
-    s = np.where(s <= (64 * np.finfo(np.float64).eps * np.abs(Y).max(axis=0)) ** 2, 0.0, s)
+    s = np.where(s <= (64 * np.finfo(np.float64).eps * np.asarray(abs_max)) ** 2, 0.0, s)
     positive = s[s > 0]
     fill = positive.mean() if positive.size else 1.0
     return np.where(s > 0, s, fill)
