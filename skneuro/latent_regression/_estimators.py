@@ -139,9 +139,10 @@ class MultiSubjectLatentRegressor(
     training, the objective needs each subject's data only through ``PᵀX̃ᵀX̃P`` (K×K) and
     ``PᵀX̃ᵀỸ`` (K×e): these come from the data moments ``X̃ᵀX̃``, ``X̃ᵀỸ`` (computed once in
     float64) when those are smaller than the data (fewer inputs than half the samples in
-    float32), else from passes over the data in row chunks (products at ``dtype``, sums in
-    float64; float32 data are used in place, never copied to float64). Both give the
-    per-sample objective; a fit's own memory stays a fraction of the data's size.
+    float32), else from one pass over the data per evaluation, in row chunks, which also
+    gives the gradient (products at ``dtype``, sums in float64; float32 data are used in
+    place, never copied to float64). Both give the per-sample objective; a fit's own
+    memory stays a fraction of the data's size.
 
     The default ``learning_rate`` is 1e-3, not the original system's 1e-2: from the
     least-squares start, Adam's first steps move every parameter by about the learning

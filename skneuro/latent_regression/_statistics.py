@@ -8,17 +8,19 @@ input modes P (d, K), with ``l̃ = X̃P`` the centred latents:
 
     G = l̃ᵀl̃ = PᵀX̃ᵀX̃P \; (K×K), \qquad C = l̃ᵀỸ = PᵀX̃ᵀỸ \; (K×e).
 
-Two ways to get them, whichever reads fewer bytes per evaluation:
+Two ways to get them:
 
 - from the moments ``X̃ᵀX̃`` (d×d) and ``X̃ᵀỸ`` (d×e), computed once in float64
-  (:func:`data_moments`); an evaluation then reads ``8·d·(d+e)`` bytes;
-- by passing over the data (:class:`DataProjections`): ``l = XP`` (one pass over X),
-  ``C = l̃ᵀY`` (one over Y), and the same two passes for the gradient; an evaluation
-  then reads about ``2·itemsize·n·(d+e)`` bytes and nothing of size d×d or d×e exists.
+  (:func:`data_moments`); an evaluation with its gradient then costs O(d(d+e)K) and reads
+  the ``8·d·(d+e)`` bytes of the moments about twice;
+- in one pass over row chunks of the data (:class:`DataProjections`), which also gives
+  the gradient; an evaluation costs O(n(d+e)K), reads the data once, and nothing of size
+  d×d or d×e exists.
 
 :func:`passes_over_data` picks the second when the moments would be larger than the data
-(d > n·itemsize/8, e.g. more neurons than half the samples in float32). Sums over rows are
-accumulated chunk by chunk in float64, whatever the data's dtype.
+(d > n·itemsize/8, e.g. more inputs than half the samples in float32), so a fit never holds
+statistics larger than its data. Sums over rows are accumulated chunk by chunk in float64,
+whatever the data's dtype.
 """
 
 from __future__ import annotations
@@ -184,8 +186,8 @@ def passes_over_data(n_samples: int, n_inputs: int, itemsize: int) -> bool:
     """Whether the objective should pass over the data instead of holding its moments.
 
     The moments ``X̃ᵀX̃``, ``X̃ᵀỸ`` take ``8·d·(d+e)`` bytes; the data at ``itemsize`` bytes
-    per value take ``itemsize·n·(d+e)``. Whichever is smaller is also the cheaper to read
-    at every evaluation (both are read about twice per objective and gradient).
+    per value take ``itemsize·n·(d+e)``: the moments are used when they are the smaller
+    (then they are also the cheaper to read at every evaluation).
 
     Examples
     --------
