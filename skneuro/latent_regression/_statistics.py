@@ -88,6 +88,10 @@ def column_moments(a):
     Two chunked passes (means, then squares about them), so a float32 array is never
     copied whole to float64.
 
+    Parameters
+    ----------
+    a : ndarray of shape (n_rows, n_columns)
+
     Returns
     -------
     mean, sum_sq, abs_max : ndarray of shape (n_columns,)
@@ -117,6 +121,16 @@ def data_moments(x, y):
 
     Accumulated over row chunks centred in float64: the data are never copied whole.
 
+    Parameters
+    ----------
+    x : ndarray of shape (n, d)
+    y : ndarray of shape (n, e)
+
+    Returns
+    -------
+    tuple of ndarray
+        ``n`` (1,), ``x̄`` (d,), ``ȳ`` (e,), ``X̃ᵀX̃`` (d, d), ``X̃ᵀỸ`` (d, e), ``diag ỸᵀỸ`` (e,).
+
     Examples
     --------
     >>> import numpy as np
@@ -145,6 +159,18 @@ def basis_statistics(x, y, basis):
     (B, e), the column means ``x_mean``, ``y_mean`` and ``syy = diag ỸᵀỸ``. Nothing of size
     d×e is formed.
 
+    Parameters
+    ----------
+    x : ndarray of shape (n, d)
+    y : ndarray of shape (n, e)
+    basis : ndarray of shape (d, B)
+        Φ, e.g. bump activations of the input neurons.
+
+    Returns
+    -------
+    dict
+        ``ztz``, ``zty``, ``x_mean``, ``y_mean``, ``syy`` (float64).
+
     Examples
     --------
     >>> import numpy as np
@@ -168,6 +194,15 @@ def basis_statistics(x, y, basis):
 
 def project_rows(x, P):
     """``x @ P`` in float64, chunk by chunk (``x`` is never copied whole to float64).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, d)
+    P : ndarray of shape (d, K)
+
+    Returns
+    -------
+    ndarray of shape (n, K)
 
     Examples
     --------
@@ -228,6 +263,20 @@ def subject_statistics(x, y, dtype: torch.dtype, wide: torch.dtype):
     ``statistics`` is ``(n, x̄, ȳ, X̃ᵀX̃, X̃ᵀỸ, diag ỸᵀỸ)`` as ``wide`` tensors, or, when
     :func:`passes_over_data` says so (``over_data`` True), the same with the data x and y
     (:func:`pass_tensor` at the training ``dtype``) in place of the two moments.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, d)
+    y : ndarray of shape (n, e)
+    dtype : torch.dtype
+        The training dtype (of the products in passes over the data).
+    wide : torch.dtype
+        The dtype of the sums (float64 where the device has it).
+
+    Returns
+    -------
+    over_data : bool
+    statistics : tuple of torch.Tensor
 
     Examples
     --------

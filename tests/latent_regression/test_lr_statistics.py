@@ -209,3 +209,16 @@ def test_float32_data_are_not_copied_to_float64(monkeypatch):
     one_copy = n * d * 8
     assert peak < 0.5 * one_copy, f"fit allocated {peak / 2**20:.1f} MiB; one float64 copy is {one_copy / 2**20:.1f}"
     assert est.score(X, y) > 0.5
+
+
+def test_chunk_products_in_torch_equal_numpy(small_chunks):
+    """The torch loop (used off the CPU, e.g. CUDA) gives what the CPU's numpy loop gives."""
+    x, y = _data(dtype=np.float32)
+    rng = np.random.default_rng(5)
+    P_t, V_t = rng.normal(size=(2, 11)).astype(np.float32), rng.normal(size=(2, 7)).astype(np.float32)
+    with_numpy = statistics._chunk_products(x, y, P_t, V_t, torch.float32, torch.float64)
+    with_torch = statistics._chunk_products(
+        *(torch.from_numpy(a) for a in (x, y, P_t, V_t)), torch.float32, torch.float64
+    )
+    for a, b in zip(with_numpy, with_torch):
+        np.testing.assert_allclose(b.numpy(), a, rtol=1e-5, atol=1e-4)
