@@ -22,8 +22,8 @@ Rows:
 Targets (issue #13, one thread): sigmoid n 10,000, d_out 5,000 ≤ 30 s, memory ≤ 2× Y,
 gap ≤ 0.001 nats per target; latent 3 × 6,000, T 4,000 ≤ 60 s, memory ≤ 2× data.
 
-Run: ``python benchmarks/scale.py [--budget S] [--quick] [--skip-latent]`` (``--quick``: only
-the rows up to d_out 1,000 and n 10,000, for a smoke test).
+Run: ``python benchmarks/scale.py [--budget S] [--quick] [--skip-latent | --latent-only]``
+(``--quick``: only the rows up to d_out 1,000 and n 10,000, for a smoke test).
 """
 
 from __future__ import annotations
@@ -259,6 +259,7 @@ def main():
     parser.add_argument("--memory-gb", type=float, default=20.0, help="address-space limit per row")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-latent", action="store_true", help="only the reduced-rank rows")
+    parser.add_argument("--latent-only", action="store_true", help="only the latent-model rows")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -273,6 +274,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="skneuro_scale_")
     d_outs = [200, 1000] if args.quick else [200, 1000, 5000, 20000]
     ns = [2500, 10000] if args.quick else [2500, 10000, 40000]
+    if args.latent_only:
+        d_outs, ns = [], []
     rows, sk_times = [], {}
     for label, sizes, make in (
         ("d_out", d_outs, lambda v: {"n": 10000, "d_out": v}),
@@ -306,8 +309,12 @@ def main():
                     ]
                 )
                 print("  done:", " | ".join(rows[-1][:4]), flush=True)
-    file_rows = [({"n": 40000, "d_out": 2000, "rank": 3}, "memmap: n 40,000 d_out 2,000", "RRSigmoid(3)")]
-    if not args.quick:
+    file_rows = (
+        []
+        if args.latent_only
+        else [({"n": 40000, "d_out": 2000, "rank": 3}, "memmap: n 40,000 d_out 2,000", "RRSigmoid(3)")]
+    )
+    if not (args.quick or args.latent_only):
         file_rows.append(
             ({"n": 50000, "d_out": 20000, "rank": 10}, "whole brain: n 50,000 d_out 20,000 (memmap)", "RRSigmoid(10)")
         )

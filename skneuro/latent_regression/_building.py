@@ -14,7 +14,7 @@ from sklearn.cluster import KMeans
 from .._engine import fit_module, held_fixed, make_generators
 from .._engine.base import to_numpy as _numpy
 from ..bumps import SumOfBumpFcns
-from ..utils._linalg import target_scales
+from ..utils._linalg import scales_from_moments
 from ._init import bilinear_als
 from ._modules import (
     IdentityMapping,
@@ -26,6 +26,7 @@ from ._modules import (
     subject_key,
 )
 from ._smoothing import least_squares_modes, smooth_modes
+from ._statistics import basis_statistics, column_moments, project_rows
 
 __all__ = ["LatentModelBuilding", "SubjectFitting"]
 
@@ -108,18 +109,25 @@ class LatentModelBuilding:
     def _new_subject(self, subject, ys):
         """A :class:`SubjectModel` initialised from the data: o = means, c = 1, ψ = variances."""
         model = self._blank_subject(subject)
-        self._set_var_floors(model, ys)
         with torch.no_grad():
             for h, yh in enumerate(ys):
+                mean, variances = self._set_var_floor(model, h, yh)
                 if "offsets" in self.subject_params:
-                    model.offsets[h].copy_(torch.as_tensor(yh.mean(axis=0)))
-                model.rho[h].copy_(torch.as_tensor(self._rho(model, h, yh.var(axis=0))))
+                    model.offsets[h].copy_(torch.as_tensor(mean))
+                model.rho[h].copy_(torch.as_tensor(self._rho(model, h, variances)))
         return model
 
     def _set_var_floors(self, model, ys):
         """Floors ``min_var`` times each neuron's variance (as in reduced rank: see ``target_scales``)."""
         for h, yh in enumerate(ys):
-            model.set_var_floor(h, self.min_var * target_scales(np.asarray(yh, dtype=np.float64)))
+            self._set_var_floor(model, h, yh)
+
+    def _set_var_floor(self, model, group, y):
+        """Set the floors of one output group; returns the column means and variances of ``y`` (float64)."""
+        mean, sum_sq, abs_max = column_moments(y)
+        variances = sum_sq / max(y.shape[0], 1)
+        model.set_var_floor(group, self.min_var * scales_from_moments(variances, abs_max))
+        return mean, variances
 
     @staticmethod
     def _rho(model, group, variances):
@@ -171,22 +179,21 @@ class LatentModelBuilding:
                 (x_s,), ((r_s,), (q_s,)) = s.x_groups(), s.property_groups()
                 phi_in = _numpy(bumps_in.bump_activations(torch.as_tensor(r_s, dtype=torch.float64)))
                 phi_out = _numpy(bumps_out.bump_activations(torch.as_tensor(q_s, dtype=torch.float64)))
-                xc, yc = x_s - x_s.mean(axis=0), y_s - y_s.mean(axis=0)
-                z = xc @ phi_in
-                stats.append({"ztz": z.T @ z, "zty": phi_in.T @ (xc.T @ yc), "phi_out": phi_out, "z": z, "yc": yc})
+                stats.append({**basis_statistics(x_s, y_s, phi_in), "phi_in": phi_in, "phi_out": phi_out})
         M_P, M_U = bilinear_als(stats, self.n_components, numpy_gen=numpy_gen)
         with torch.no_grad():
             bumps_in.m.copy_(torch.as_tensor(M_P))
             bumps_out.m.copy_(torch.as_tensor(M_U))
-            for s, st, (y_s,) in zip(subjects, stats, ys):
+            for s, st in zip(subjects, stats):
                 model = module.subject(s.subject_id)
-                fitted = st["z"] @ M_P @ (st["phi_out"] @ M_U).T
-                model.rho[0].copy_(torch.as_tensor(self._rho(model, 0, ((st["yc"] - fitted) ** 2).mean(axis=0))))
+                # residual sums of squares of Ỹ ≈ Z M_P Uᵀ from the statistics: V = M_P Uᵀ (B, e)
+                U = st["phi_out"] @ M_U
+                V = M_P @ U.T
+                rss = st["syy"] - 2.0 * (st["zty"] * V).sum(axis=0) + ((st["ztz"] @ V) * V).sum(axis=0)
+                model.rho[0].copy_(torch.as_tensor(self._rho(model, 0, np.maximum(rss, 0.0) / s.n_samples)))
                 if "offsets" in self.subject_params:
-                    x_mean = s.x_groups()[0].mean(axis=0)
-                    P = _numpy(bumps_in.bump_activations(torch.as_tensor(s.property_groups()[0][0]))) @ M_P
-                    U = st["phi_out"] @ M_U
-                    model.offsets[0].copy_(torch.as_tensor(y_s.mean(axis=0) - x_mean @ P @ U.T))
+                    P = st["phi_in"] @ M_P
+                    model.offsets[0].copy_(torch.as_tensor(st["y_mean"] - st["x_mean"] @ P @ U.T))
 
     def _smooths_output_modes(self, module, subjects):
         """Whether ``smooth_output_modes`` applies to this fit (see :mod:`._smoothing`)."""
@@ -259,7 +266,7 @@ class LatentModelBuilding:
                     continue  # a fixed side cannot absorb the transformation
                 scales = np.concatenate([_numpy(m.scales[g]) for m in models])
                 kappa = float(np.sqrt(np.mean(scales**2))) or 1.0
-                latents = [s.x_groups()[g] @ _numpy(P[g]) for s, (P, _) in zip(subjects, modes)]
+                latents = [project_rows(s.x_groups()[g], _numpy(P[g])) for s, (P, _) in zip(subjects, modes)]
                 centred = np.vstack([lat - lat.mean(axis=0) for lat in latents])
                 cov = centred.T @ centred / max(len(centred), 1)
                 evals, evecs = np.linalg.eigh(cov)

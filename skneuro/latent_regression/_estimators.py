@@ -22,7 +22,7 @@ from ..utils._docstrings import fill_doc
 from ..utils._validation import check_range
 from ._building import LatentModelBuilding, SubjectFitting
 from ._data import SubjectData
-from ._held_out import HeldOutNeurons, data_moments
+from ._held_out import HeldOutNeurons
 from ._modules import (
     SUBJECT_PARAMS,
     IdentityMapping,
@@ -31,14 +31,9 @@ from ._modules import (
     check_direct_pairs,
     subject_key,
 )
+from ._statistics import shared_tensor, subject_statistics
 
 __all__ = ["MultiSubjectLatentRegressor"]
-
-
-def _moments(subject, ys):
-    """``(n, x̄, ȳ, X̃ᵀX̃, X̃ᵀỸ, diag ỸᵀỸ)`` of one subject with one group each way (float64)."""
-    (x,), (y,) = subject.x_groups(), ys
-    return data_moments(x, y)
 
 
 def _numpy_dtype(dtype):
@@ -156,9 +151,13 @@ class MultiSubjectLatentRegressor(
     Notes
     -----
     With one input and one output group, a linear mapping, no direct pairs and full-batch
-    training, the objective is computed from each subject's data moments (means,
-    ``XᵀX``, ``XᵀY``, ``diag YᵀY``), which gives the same value as the per-sample sum at a
-    cost independent of the number of samples.
+    training, the objective needs each subject's data only through ``PᵀX̃ᵀX̃P`` (K×K) and
+    ``PᵀX̃ᵀỸ`` (K×e): these come from the data moments ``X̃ᵀX̃``, ``X̃ᵀỸ`` (computed once in
+    float64) when those are smaller than the data (fewer inputs than half the samples in
+    float32), else from one pass over the data per evaluation, in row chunks, which also
+    gives the gradient (products at ``dtype``, sums in float64; float32 data are used in
+    place, never copied to float64). Both give the per-sample objective; a fit's own
+    memory stays a fraction of the data's size.
 
     The default ``learning_rate`` is 1e-3, not the original system's 1e-2: from the
     least-squares start, Adam's first steps move every parameter by about the learning
@@ -469,21 +468,22 @@ class MultiSubjectLatentRegressor(
         ids = [s.subject_id for s in subjects]
         if self._uses_moments(module, subjects):
             wide = torch.float32 if device.type == "mps" else torch.float64
-            data = GroupedData(
-                [tuple(torch.tensor(a, dtype=wide)[None] for a in _moments(s, y_s)) for s, y_s in zip(subjects, ys)],
-                n_total=sum(s.n_samples for s in subjects),
-                devices=subject_devices,
-            )
+            over_data, groups = [], []
+            for s, (y,) in zip(subjects, ys):
+                passes, statistics = subject_statistics(s.x_groups()[0], y, dtype, wide)
+                over_data.append(passes)
+                groups.append(tuple(t[None] for t in statistics))
+            data = GroupedData(groups, n_total=sum(s.n_samples for s in subjects), devices=subject_devices)
 
             def loss(m, index, *moments):
                 model = m.subject(ids[index])
                 P, U = (model.on_own_device(modes) for modes in m.modes(model, *props[index]))
-                total = model.neg_log_likelihood_from_moments([t[0] for t in moments], P, U, m.mapping)
-                return total.to(device)
+                moments = [t[0] for t in moments]
+                return model.neg_log_likelihood_from_moments(moments, P, U, m.mapping, over_data[index]).to(device)
 
         else:
             data = GroupedData(
-                [tuple(torch.tensor(a, dtype=dtype) for a in (*s.x_groups(), *y_s)) for s, y_s in zip(subjects, ys)],
+                [tuple(shared_tensor(a, dtype) for a in (*s.x_groups(), *y_s)) for s, y_s in zip(subjects, ys)],
                 devices=subject_devices,
             )
 

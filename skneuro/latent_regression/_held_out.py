@@ -21,17 +21,7 @@ from .._engine import GroupedData, make_generators
 from ..utils._linalg import target_scales
 from ._data import SubjectData
 from ._modules import IdentityMapping, LinearMapping, held_out_neg_log_likelihood
-
-
-def data_moments(x, y):
-    """``(n, x̄, ȳ, X̃ᵀX̃, X̃ᵀỸ, diag ỸᵀỸ)`` of inputs ``x`` and outputs ``y`` (float64).
-
-    What :meth:`SubjectModel.neg_log_likelihood_from_moments` and
-    :func:`held_out_neg_log_likelihood` need of a data set.
-    """
-    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-    xc, yc = x - x_mean, y - y_mean
-    return np.array([x.shape[0]], dtype=np.float64), x_mean, y_mean, xc.T @ xc, xc.T @ yc, (yc**2).sum(axis=0)
+from ._statistics import subject_statistics
 
 
 class HeldOutNeurons:
@@ -80,10 +70,12 @@ class HeldOutNeurons:
         """``validation_data`` and ``validation_loss`` keywords of ``fit_module``."""
         subjects, held = validation
         wide = torch.float32 if device.type == "mps" else torch.float64
-        groups, val_props, floors = [], [], []
+        groups, val_props, floors, over_data = [], [], [], []
         for s, (_, q_val, y_val) in zip(subjects, held):
             (x,) = s.x_groups()
-            groups.append(tuple(torch.tensor(a, dtype=wide)[None] for a in data_moments(x, y_val)))
+            passes, statistics = subject_statistics(x, y_val, dtype, wide)
+            groups.append(tuple(t[None] for t in statistics))
+            over_data.append(passes)
             val_props.append(torch.as_tensor(q_val, device=device, dtype=dtype))
             floors.append(torch.as_tensor(self.min_var * target_scales(y_val), dtype=wide))
         data = GroupedData(groups, n_total=sum(s.n_samples for s in subjects))
@@ -95,7 +87,9 @@ class HeldOutNeurons:
             P, U = m.modes(model, [in_props], [val_props[index]])
             moments = [t[0].to(P[0].device) for t in moments]
             floor = floors[index].to(P[0].device)
-            return held_out_neg_log_likelihood(moments, P[0], U[0], m.mapping, floor, **learned).to(device)
+            return held_out_neg_log_likelihood(
+                moments, P[0], U[0], m.mapping, floor, **learned, over_data=over_data[index]
+            ).to(device)
 
         return {"validation_data": data, "validation_loss": validation_loss}
 

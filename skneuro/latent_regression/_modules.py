@@ -23,6 +23,8 @@ from numbers import Integral
 import torch
 from torch import nn
 
+from ._statistics import projections
+
 __all__ = [
     "IdentityMapping",
     "LinearMapping",
@@ -329,29 +331,40 @@ class SubjectModel(nn.Module):
             means[h] = means[h] + x[g] * delta
         return means
 
-    def neg_log_likelihood_from_moments(self, moments, P, U, mapping) -> torch.Tensor:
+    def neg_log_likelihood_from_moments(self, moments, P, U, mapping, over_data=False) -> torch.Tensor:
         """Summed negative log-likelihood of a whole data set from its moments (one group each way).
 
         With one input and one output group, a linear ``mapping`` and no direct pairs the
-        means are affine in x, ``μ_t = x_t A + β`` with ``A = P diag|a| W Uᵀ diag(c)`` of
-        rank K, so ``Σ_t (y_t − μ_t)²`` needs only the centred moments of the data:
-        ``n``, ``x̄``, ``ȳ``, ``X̃ᵀX̃``, ``X̃ᵀỸ`` and ``diag(ỸᵀỸ)``. Each evaluation then costs
-        O(d²K + deK) instead of a pass over the samples, and equals the per-sample sum.
+        means are affine in x, ``μ_t = x_t A + β`` with ``A = P M``, ``M = diag|a| W Uᵀ diag(c)``
+        (K, e) of rank K, so the residual sum of squares of neuron j,
+        ``rss_j = ỹ_jᵀỹ_j − 2 M_jᵀC_j + M_jᵀ G M_j + n (β_j + x̄ᵀPM_j − ȳ_j)²``, needs only
+        ``n``, ``x̄``, ``ȳ``, ``diag(ỸᵀỸ)`` and the projections ``G = PᵀX̃ᵀX̃P`` (K, K) and
+        ``C = PᵀX̃ᵀỸ`` (K, e) (:func:`~skneuro.latent_regression._statistics.projections`).
+        From the moments ``X̃ᵀX̃``, ``X̃ᵀỸ`` an evaluation costs O(d²K + deK). Passing over the
+        data it costs one pass, O(n(d+e)K), and no d×d or d×e array: the objective is
+        linear in G and C, ``Σ_j rss_j/ψ_j = Σ_j (ỹ_jᵀỹ_j + n shift_j²)/ψ_j − 2 tr Z +
+        ⟨G, M V⟩`` with ``V = (M/ψ)ᵀ`` and ``Z = CV`` (K, K), so its gradient needs no
+        second pass. Either way it equals the per-sample sum (the moment form clamps
+        each centred residual sum at 0 against rounding).
 
         Parameters
         ----------
         moments : tuple of tensors
-            ``(n (1,), x_mean (d,), y_mean (e,), sxx (d, d), sxy (d, e), syy (e,))``.
+            ``(n (1,), x_mean (d,), y_mean (e,), sxx (d, d), sxy (d, e), syy (e,))``, or with
+            ``over_data`` the data ``x (n, d)`` and ``y (n, e)`` in place of sxx and sxy.
         P, U : list of one tensor each
             Modes (d, K) and (e, K).
         mapping : nn.Module
             Linear without bias (identity or :class:`LinearMapping`).
+        over_data : bool, default=False
+            Whether ``moments`` holds the data instead of sxx and sxy.
         """
-        n, x_mean, y_mean, sxx, sxy, syy = moments
+        n, x_mean, y_mean, _, _, syy = moments
         # Computed at the moments' precision (float64 where available): the residual sum
         # of squares is a difference of large terms.
-        wide = sxx.dtype
+        wide = syy.dtype
         (P,), (U,) = P, U
+        modes = P
         P, U = P.to(wide), U.to(wide)
         K = self.n_components
         eye = torch.eye(K, dtype=wide, device=P.device)
@@ -366,13 +379,18 @@ class SubjectModel(nn.Module):
         c, o = self.scales[0].to(wide), self.offsets[0].to(wide)
         M = ((scale[:, None] * weight) @ U.T) * c  # (K, e), A = P M
         beta = (shift_out[0] @ U.T) * c + o
-        gram = P.T @ sxx @ P
-        quad = (M * (gram @ M)).sum(0)
-        cross = (M * (P.T @ sxy)).sum(0)
-        shift_mean = beta + (x_mean @ P) @ M - y_mean
-        rss = (syy - 2.0 * cross + quad).clamp_min(0.0) + n * shift_mean**2
+        shift_mean = beta + (x_mean.to(wide) @ P) @ M - y_mean.to(wide)
         psi = self.psi(0).to(wide)
-        return (0.5 * n * torch.log(2 * math.pi * psi) + rss / (2.0 * psi)).sum()
+        total = (0.5 * n * torch.log(2 * math.pi * psi) + n * shift_mean**2 / (2.0 * psi)).sum()
+        if over_data:
+            V = (M / psi).T
+            gram, _, z = projections(moments, modes, over_data, weights=V)
+            return total + (syy / (2.0 * psi)).sum() - torch.trace(z) + 0.5 * (gram * (M @ V)).sum()
+        gram, proj_cross, _ = projections(moments, modes)
+        quad = (M * (gram @ M)).sum(0)
+        cross = (M * proj_cross).sum(0)
+        rss = (syy - 2.0 * cross + quad).clamp_min(0.0)
+        return total + (rss / (2.0 * psi)).sum()
 
     def neg_log_likelihood(self, y, means) -> torch.Tensor:
         """Per-sample ``Σ_h Σ_j ½ log(2π ψ_hj) + (y_hj − μ_hj)² / (2 ψ_hj)`` (n,)."""
@@ -490,7 +508,9 @@ class MultiSubjectLatentRegModule(nn.Module):
         return model(x, P, U, self.mapping)
 
 
-def held_out_neg_log_likelihood(moments, P, U, mapping, var_floor, scales=True, offsets=True) -> torch.Tensor:
+def held_out_neg_log_likelihood(
+    moments, P, U, mapping, var_floor, scales=True, offsets=True, over_data=False
+) -> torch.Tensor:
     """Summed negative log-likelihood of neurons not trained on, each given its best scale and offset.
 
     A held-out neuron j of a subject has no trained parameters: its latent prediction
@@ -504,7 +524,8 @@ def held_out_neg_log_likelihood(moments, P, U, mapping, var_floor, scales=True, 
     ----------
     moments : tuple of tensors
         ``(n (1,), x_mean (d,), y_mean (e,), sxx (d, d), sxy (d, e), syy (e,))`` of the
-        held-out neurons (centred sums).
+        held-out neurons (centred sums), or with ``over_data`` the data ``x (n, d)`` and
+        ``y (n, e)`` in place of sxx and sxy.
     P, U : tensor
         Input modes (d, K) and the held-out neurons' predicted modes (e, K).
     mapping : nn.Module
@@ -513,6 +534,8 @@ def held_out_neg_log_likelihood(moments, P, U, mapping, var_floor, scales=True, 
         Absolute floors of the noise variances.
     scales, offsets : bool
         Whether per-neuron scales and offsets are fitted.
+    over_data : bool, default=False
+        Whether ``moments`` holds the data instead of sxx and sxy.
 
     Examples
     --------
@@ -530,16 +553,17 @@ def held_out_neg_log_likelihood(moments, P, U, mapping, var_floor, scales=True, 
     >>> bool(np.isclose(float(nll), 2 * np.log(2 * np.pi * rss / 4) + 2))
     True
     """
-    n, x_mean, y_mean, sxx, sxy, syy = moments
-    wide = sxx.dtype
+    n, x_mean, y_mean, _, _, syy = moments
+    wide = syy.dtype
+    gram, proj_cross, _ = projections(moments, P, over_data)
     P, U = P.to(wide), U.to(wide)
     K = P.shape[1]
     eye = torch.eye(K, dtype=wide, device=P.device)
     mapping_dtype = next(mapping.parameters(), eye).dtype
     (weight,) = apply_mapping(mapping, [eye.to(mapping_dtype)], 1)
     M = weight.to(wide) @ U.T  # (K, e): z = x P M
-    quad = (M * ((P.T @ sxx @ P) @ M)).sum(0)  # centred Σ z²
-    cross = (M * (P.T @ sxy)).sum(0)  # centred Σ z y
+    quad = (M * (gram @ M)).sum(0)  # centred Σ z²
+    cross = (M * proj_cross).sum(0)  # centred Σ z y
     z_mean = (x_mean.to(wide) @ P) @ M
     y_mean = y_mean.to(wide)
     if scales and offsets:

@@ -137,11 +137,12 @@ def check_range(name, values, dtype="float32"):
     ...     print(str(exc)[:46])
     X has values up to 1e+30 in magnitude; squares
     """
-    arr = np.asarray(values, dtype=np.float64)
+    arr = np.asarray(values)
     if arr.size == 0:
         return
     dtype = np.dtype(dtype)
-    top = float(np.max(np.abs(arr)))
+    # the extremes in the array's own dtype: no float64 copy of the data
+    top = max(abs(float(np.max(arr))), abs(float(np.min(arr))))
     limit = _limit(dtype)
     if top > limit:
         hint = f"Rescale {name} or use dtype='float64'." if dtype == np.float32 else f"Rescale {name}."
