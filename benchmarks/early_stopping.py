@@ -16,7 +16,9 @@ otherwise, ``validation_fraction=0.1``):
    ``predict`` on 500 fresh trials.
 
 A row's verdict is "ok" when the held-out R² with early stopping is at least the R²
-without (the RNN's accuracy, a thresholded readout at its ceiling, is shown beside it).
+without, to 1e-4 (the standard error of an R² on 2,000 test samples is ~1e-2; the
+difference is printed when it is not exactly zero). The RNN's accuracy, a thresholded
+readout at its ceiling, is shown beside it.
 "epochs" are ``n_iter_``; with early stopping the epochs scored on validation data
 follow in brackets (the reduced-rank estimators then train again on all samples for at
 most the best-validation number of iterations). One thread for torch and BLAS (set
@@ -117,7 +119,7 @@ def main():
         name, run = WORKLOADS[key]
         for seed in args.seeds:
             (plain, plain_iter, plain_s), (stopped, stopped_iter, stopped_s) = measure(run, seed)
-            ok = stopped["R2"] >= plain["R2"]
+            ok = stopped["R2"] >= plain["R2"] - 1e-4
             verdicts.setdefault(key, []).append(ok)
             rows.append(
                 (
@@ -127,7 +129,8 @@ def main():
                     " / ".join(f"{k} {v:.3f}" for k, v in stopped.items()),
                     f"{plain_iter} -> {stopped_iter}",
                     f"{plain_s:.2f} -> {stopped_s:.2f}",
-                    "ok" if ok else "MISSED",
+                    ("ok" if ok else "MISSED")
+                    + (f" (ΔR² {stopped['R2'] - plain['R2']:+.1e})" if stopped["R2"] != plain["R2"] else ""),
                 )
             )
             print(f"{key} seed {seed} done", flush=True)
