@@ -33,7 +33,7 @@ from ._predict import ReducedRankPredictMixin
 __all__ = ["RRExpRegressor", "RRLinearRegressor", "RRReluRegressor", "RRSigmoidRegressor"]
 
 
-#: data (samples x targets) up to which every stage sees all rows at once (also from
+#: data (samples x (features + targets)) up to which every stage sees all rows at once (also from
 #: files): the nonlinear start runs on all rows and the engine gets whole tensors; beyond
 #: it the start runs on a row subsample, is polished on all rows in chunks, and the engine
 #: reads row chunks
@@ -42,13 +42,17 @@ IN_ONE_PIECE = 2**23
 SUBSAMPLE_ROWS = 2000
 
 
-def _chunk_budget(n, p, out_of_core):
-    """Elements per chunk: a share of the data (1/32 in memory, 1/256 from files), within [2**16, 2**22].
+def _chunk_budget(n, width, out_of_core):
+    """Elements per chunk (``width``: columns of X and y together).
 
-    A chunk's forward and backward pass holds about ten chunk-sized arrays (some float64):
-    about a third of the data's size in memory, a twentieth from files.
+    In memory a thirty-second of the data, within [2**20, 2**22] elements; from files a
+    256th, within [2**16, 2**22]. A chunk's forward and backward pass holds about ten
+    chunk-sized arrays (some float64): about a third of the data's size in memory, a
+    twentieth from files.
     """
-    return int(min(2**22, max(2**16, n * p // (256 if out_of_core else 32))))
+    if out_of_core:
+        return int(min(2**22, max(2**16, n * width // 256)))
+    return int(min(2**22, max(2**20, n * width // 32)))
 
 
 def _subsample(n, k, out_of_core=False):
@@ -279,7 +283,7 @@ class _ReducedRankBase(
         if warm and (self.module_.n_targets != p or self.module_.n_components != self.n_components):
             raise ValueError("warm_start=True needs the same n_targets and n_components as the previous fit.")
         if solver == "closed_form":
-            mom = data_moments(Xr, Yr, budget=_chunk_budget(n, p, out_of_core))
+            mom = data_moments(Xr, Yr, budget=_chunk_budget(n, d + p, out_of_core))
             self._check_moments(mom, solver)
             floor = self.min_var * _scales(mom)
             w0, w1, o2, v, history = closed_form_moments(
@@ -340,16 +344,16 @@ class _ReducedRankBase(
         """Check the rows, build the starting module (``start``: continue from it) and train it.
 
         One pass over the rows gives their moments (and checks them); up to
-        ``IN_ONE_PIECE`` (samples × targets) the start and the engine see all rows at
+        ``IN_ONE_PIECE`` (samples × (features + targets)) the start and the engine see all rows at
         once, beyond it the start is fitted on a row subsample and polished on all rows,
         and the engine reads row chunks.
         """
         n, d = Xr.shape
         p = Yr.shape[1]
-        budget = _chunk_budget(n, p, out_of_core)
+        budget = _chunk_budget(n, d + p, out_of_core)
         if validation is not None:
             self._check_moments(data_moments(*validation, budget=budget), solver)
-        big = n * p > IN_ONE_PIECE  # memmaps and files below it are read whole (<= 64 MB)
+        big = n * (d + p) > IN_ONE_PIECE  # memmaps and files below it are read whole (<= 64 MB)
         subsample = None
         if big and self._link != "linear" and self.init != "random" and start is None:
             subsample = _subsample(n, self.n_components, out_of_core)
@@ -396,6 +400,10 @@ class _ReducedRankBase(
         sources = {}
         for name, value, ndims in (("X", X, (2,)), ("y", y, (1, 2))):
             if not is_array_source(value):
+                if name == "X":  # in memory: scikit-learn's checks, feature names included
+                    value = named_validate_data(
+                        self, value, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=2
+                    )
                 value = np.asarray(value)
             kind = np.dtype(value.dtype).kind
             if kind not in "biuf":
@@ -403,6 +411,8 @@ class _ReducedRankBase(
             if value.ndim not in ndims:
                 wanted = " or ".join(f"{n}-D" for n in ndims)
                 raise ValueError(f"{name} must be {wanted}; got an array of shape {tuple(value.shape)}.")
+            if value.ndim == 2 and value.shape[1] < 1:
+                raise ValueError(f"{name} has 0 columns (shape {tuple(value.shape)}); at least 1 is required.")
             sources[name] = value
         X, y = sources["X"], sources["y"]
         if X.shape[0] != y.shape[0]:
@@ -411,15 +421,16 @@ class _ReducedRankBase(
             )
         if X.shape[0] < 2:
             raise ValueError(f"X: found {X.shape[0]} sample(s) while a minimum of 2 is required.")
-        if reset:
-            self.n_features_in_ = int(X.shape[1])
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
-                "as input."
-            )
+        if is_array_source(X):
+            if reset:
+                self.n_features_in_ = int(X.shape[1])
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            elif X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                    "features as input."
+                )
         return RowReader(X, "X"), RowReader(y, "y"), y.ndim, True
 
     def _check_moments(self, mom, solver):

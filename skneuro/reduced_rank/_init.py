@@ -365,9 +365,11 @@ def _projection_step(link, Xr, Yr, params, v, damping, budget=None):
         hess[:, c, :, e] = grams[i]
         hess[:, e, :, c] = grams[i]
     hess = hess.reshape(d * k, d * k)
-    diag = torch.diag(torch.diagonal(hess)) + 1e-12 * torch.eye(d * k, dtype=hess.dtype)
+    diag = torch.diagonal(hess).clone() + 1e-12
     while damping < 1e8:
-        step = torch.linalg.solve(hess + damping * diag, grad).reshape(d, k)
+        system = hess.clone()
+        system.diagonal().add_(damping * diag)
+        step = torch.linalg.solve(system, grad).reshape(d, k)
         if evaluate(w0 + step, False)[0] < objective:
             out = dict(params)
             out["w0"] = (w0 + step).numpy().copy()
@@ -376,8 +378,14 @@ def _projection_step(link, Xr, Yr, params, v, damping, budget=None):
     return params, damping
 
 
+#: largest d·k whose Gauss–Newton system for ``w0`` is formed and solved (two 3000² float64
+#: matrices: 144 MB; 2.7e10 flops per solve)
+MAX_PROJECTION_SIZE = 3000
+
+
 def _hessian_affordable(n, d, k, max_hessian_flops):
-    return n * d * d * k * (k + 1) / 2 <= max_hessian_flops
+    """Whether a ``w0`` step is cheap enough: its Gram matrices' flops and its (dk)² system."""
+    return n * d * d * k * (k + 1) / 2 <= max_hessian_flops and d * k <= MAX_PROJECTION_SIZE
 
 
 def alternate_fit(link, X, Y, params, *, var_floor, max_rounds=8, tol=1e-3, max_hessian_flops=2e10):

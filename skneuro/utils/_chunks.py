@@ -37,8 +37,10 @@ def is_array_source(obj) -> bool:
         return True
     if isinstance(obj, np.ndarray) or not all(hasattr(obj, name) for name in ("shape", "dtype", "ndim", "__getitem__")):
         return False
-    if hasattr(obj, "iloc") or type(obj).__module__.split(".")[0] in ("scipy", "torch", "pandas", "polars"):
-        return False  # data frames, sparse matrices and tensors are converted by scikit-learn
+    if hasattr(obj, "iloc") or type(obj).__module__.split(".")[0] in ("scipy", "torch", "pandas", "polars", "cupy"):
+        return False  # data frames, sparse matrices, tensors and GPU arrays are converted by scikit-learn
+    if not all(isinstance(size, (int, np.integer)) for size in obj.shape):
+        return False  # e.g. a dask array of unknown length
     try:
         np.dtype(obj.dtype)
     except TypeError:

@@ -21,8 +21,11 @@ tol : float, default={tol}
     The fit stops when the training objective has not improved by at least ``tol``
     for ``n_iter_no_change`` consecutive epochs.
 n_iter_no_change : int, default={n_iter_no_change}
-    See ``tol``. With ``early_stopping``, the wait on the validation score is
-    ``n_iter_no_change`` epochs plus as many as it took to reach the last improvement.
+    See ``tol``. Epochs whose objective is above the first epoch's do not count (a
+    large learning rate's first steps overshoot). L-BFGS, which is deterministic, stops
+    at its first iteration that improves by less than ``tol``. With ``early_stopping``,
+    the wait on the validation score is ``n_iter_no_change`` epochs plus as many as it
+    took to reach the last improvement.
 warm_start : bool, default=False
     Continue from the fitted ``module_`` instead of initialising afresh.
 device : str, default="cpu"

@@ -88,7 +88,7 @@ def named_validate_data(estimator, X, y="no_validation", **kwargs):
         # sklearn converts only object-dtype y; strings, and None inside objects, must fail by name
         y_out = np.asarray(y_out)
         keep = kwargs.get("dtype")
-        if isinstance(keep, (list, tuple)) and y_out.dtype in keep and getattr(y, "dtype", None) in keep:
+        if isinstance(keep, (list, tuple)) and y_out.dtype in keep and _float_typed(y):
             return X_out, y_out  # float y checked finite by scikit-learn: not copied (float32 stays float32)
         try:
             y_out = y_out.astype(np.float64)
@@ -97,6 +97,14 @@ def named_validate_data(estimator, X, y="no_validation", **kwargs):
         if not np.isfinite(y_out).all():
             raise ValueError("y: contains NaN, infinity or missing values (None).")
     return X_out, y_out
+
+
+def _float_typed(y) -> bool:
+    """Whether ``y`` (array, Series, DataFrame, tensor) holds floats only: nothing scikit-learn converted."""
+    dtypes = getattr(y, "dtypes", None)
+    if dtypes is not None and not hasattr(y, "dtype"):  # a data frame
+        return all(str(dt) in ("float32", "float64") for dt in dtypes)
+    return str(getattr(y, "dtype", "")).replace("torch.", "") in ("float32", "float64")
 
 
 def named_sample_weight(sample_weight, X, **kwargs):

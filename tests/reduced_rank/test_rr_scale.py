@@ -122,7 +122,9 @@ def test_subsample_start_reaches_the_all_rows_likelihood(small_threshold):
     assert abs(per_target) < 1e-3  # nats per sample and target
 
 
-def test_float32_data_are_not_copied_to_float64(small_threshold):
+def test_float32_data_are_not_copied_to_float64(small_threshold, monkeypatch):
+    # chunks of 2**16 elements: what is left of numpy's peak is what does not scale with them
+    monkeypatch.setattr(est_module, "_chunk_budget", lambda n, width, out_of_core: 2**16)
     X, Y = _sigmoid_data(20000, 10, 50, 2)
     tracemalloc.start()
     with warnings.catch_warnings():
@@ -154,7 +156,7 @@ def test_memmap_fit_is_as_good_as_the_in_memory_fit(tmp_path, monkeypatch, thres
 def test_array_like_sources_are_read_in_row_chunks(monkeypatch):
     monkeypatch.setattr(est_module, "IN_ONE_PIECE", 0)
     monkeypatch.setattr(est_module, "SUBSAMPLE_ROWS", 100)
-    monkeypatch.setattr(est_module, "_chunk_budget", lambda n, p, out_of_core: 40 * (6 + p))
+    monkeypatch.setattr(est_module, "_chunk_budget", lambda n, width, out_of_core: 40 * width)
     X, Y = _sigmoid_data(4000, 6, 8, 2)
     Xs, Ys = CountingArray(X), CountingArray(Y)
     with warnings.catch_warnings():
@@ -220,3 +222,17 @@ def test_file_backed_shapes_that_disagree_name_both(tmp_path):
     est = RRSigmoidRegressor(n_components=1, max_iter=2).fit(Xm, Y)
     with pytest.raises(ValueError, match="X has 2 features, but RRSigmoidRegressor is expecting 3"):
         est.set_params(warm_start=True).fit(CountingArray(X[:, :2]), Y)
+
+
+def test_data_frame_X_with_a_memmap_y_keeps_feature_names(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, Y = _sigmoid_data(200, 3, 4, 1)
+    np.save(tmp_path / "Y.npy", Y)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    est = RRLinearRegressor(n_components=1).fit(frame, np.load(tmp_path / "Y.npy", mmap_mode="r"))
+    assert list(est.feature_names_in_) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match=r"^y(:| has) .*0 (columns|feature)"):
+        RRLinearRegressor(n_components=1).fit(frame, np.load(tmp_path / "Y.npy", mmap_mode="r")[:, :0])
+    np.save(tmp_path / "X0.npy", np.zeros((200, 0), dtype=np.float32))
+    with pytest.raises(ValueError, match="^X has 0 columns"):
+        RRLinearRegressor(n_components=1).fit(np.load(tmp_path / "X0.npy", mmap_mode="r"), Y)
