@@ -45,14 +45,14 @@ SUBSAMPLE_ROWS = 2000
 def _chunk_budget(n, width, out_of_core):
     """Elements per chunk (``width``: columns of X and y together).
 
-    In memory a thirty-second of the data, within [2**20, 2**22] elements; from files a
+    In memory a thirty-second of the data, within [2**18, 2**22] elements; from files a
     256th, within [2**16, 2**22]. A chunk's forward and backward pass holds about ten
     chunk-sized arrays (some float64): about a third of the data's size in memory, a
     twentieth from files.
     """
     if out_of_core:
         return int(min(2**22, max(2**16, n * width // 256)))
-    return int(min(2**22, max(2**20, n * width // 32)))
+    return int(min(2**22, max(2**18, n * width // 32)))
 
 
 def _subsample(n, k, out_of_core=False):
