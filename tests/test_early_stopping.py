@@ -251,7 +251,7 @@ def test_held_out_score_equals_the_closed_form_fit_of_those_neurons(subjects):
 
     X, y = subjects
     # the validation score is of the trained predictor, before the smoothing that follows training
-    est = _latent(early_stopping=True, max_iter=5, smooth_output_modes=False).fit(X[:2], y[:2])
+    est = _latent(early_stopping=True, max_iter=5, smooth_modes=False).fit(X[:2], y[:2])
     assert int(np.argmax(est.validation_scores_)) == est.n_iter_ - 1  # kept = last epoch here
     _, _, (_, held) = HeldOutNeurons._hold_out_neurons(est, X[:2], [(a,) for a in y[:2]])
     total = 0.0

@@ -6,6 +6,7 @@ A mixin of the estimator, kept apart so that the estimator module reads as sklea
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -25,10 +26,12 @@ from ._modules import (
     call_user,
     subject_key,
 )
-from ._smoothing import least_squares_modes, smooth_modes
+from ._smoothing import least_squares_fit, least_squares_modes, smooth_input_modes, smooth_modes
 from ._statistics import basis_statistics, column_moments, project_rows
 
 __all__ = ["LatentModelBuilding", "SubjectFitting"]
+
+MAX_SMOOTHED_INPUTS = 2000  # input neurons per subject: an eigendecomposition of this size each
 
 
 class LatentModelBuilding:
@@ -196,9 +199,9 @@ class LatentModelBuilding:
                     model.offsets[0].copy_(torch.as_tensor(st["y_mean"] - st["x_mean"] @ P @ U.T))
 
     def _smooths_output_modes(self, module, subjects):
-        """Whether ``smooth_output_modes`` applies to this fit (see :mod:`._smoothing`)."""
+        """Whether ``smooth_modes`` applies to this fit (see :mod:`._smoothing`)."""
         return (
-            self.smooth_output_modes
+            self.smooth_modes
             and isinstance(self.mode_predictor, str)
             and self.mode_predictor == "bumps"
             and len(module.input_predictors) == 1
@@ -208,6 +211,67 @@ class LatentModelBuilding:
             and set(self.subject_params) <= {"scales", "offsets"}
             and not self.direct_pairs
             and all(m is None for s in subjects for m in s.mode_groups()[1])
+        )
+
+    def _smooths_input_modes(self, module, subjects):
+        """Whether the input side is smoothed too: predicted inputs of at most 2,000 neurons per subject."""
+        return (
+            self._smooths_output_modes(module, subjects)
+            and module._predicted_in[0]
+            and all(m is None for s in subjects for m in s.mode_groups()[0])
+            and all(s.x_groups()[0].shape[1] <= MAX_SMOOTHED_INPUTS for s in subjects)
+        )
+
+    def _smoothing_seed(self):
+        return 0 if self.random_state is None else int(make_generators(self.random_state)[1].integers(2**31 - 1))
+
+    def _smooth_input_modes(self, module, subjects, ys):
+        """Input predictor := GP posterior mean of the input modes given the data (:func:`smooth_input_modes`).
+
+        The output side enters as each training output neuron's least-squares loading on its
+        subject's latents and its residual variance (floored at its ``var_floor``): what the
+        data say about the latents, whatever the output predictor.
+        """
+        param = next(module.parameters())
+        device, dtype = param.device, param.dtype
+        inputs, positions, current, outputs, loadings, noise = [], [], [], [], [], []
+        with torch.no_grad():
+            for s, (y_s,) in zip(subjects, ys):
+                model = module.subject(s.subject_id)
+                (x,) = s.x_groups()
+                (P,), _ = module.modes(model, *self._tensors(s, device, dtype))
+                P = _numpy(P)
+                u, residual = least_squares_fit(project_rows(x, P), y_s)
+                inputs.append(x)
+                positions.append(s.property_groups()[0][0])
+                current.append(P)
+                outputs.append(y_s)
+                loadings.append(u)
+                noise.append(np.maximum(residual, _numpy(model.var_floor(0))))
+        centres, widths, magnitudes = smooth_input_modes(
+            inputs, positions, current, outputs, loadings, noise, random_state=self._smoothing_seed()
+        )
+        if not np.isfinite(magnitudes).all():
+            warnings.warn(
+                "smooth_modes: the input modes' smoothing gave non-finite values; the trained input predictor is kept.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return
+        module.input_predictors[0] = self._bumps_like(
+            module.input_predictors[0], centres, widths, magnitudes @ np.linalg.inv(_numpy(module.p_mix_0))
+        ).to(device=device, dtype=dtype)
+
+    @staticmethod
+    def _bumps_like(old, centres, widths, magnitudes):
+        """A float64 :class:`SumOfBumpFcns` of these bumps, with the bounds of the predictor it replaces."""
+        t = {"dtype": torch.float64}
+        return SumOfBumpFcns(
+            torch.as_tensor(centres, **t),
+            torch.as_tensor(widths, **t),
+            torch.as_tensor(magnitudes, **t),
+            c_bounds=None if old.c_bounds is None else old.c_bounds.detach().to(torch.float64).cpu(),
+            w_bounds=None if old.w_bounds is None else old.w_bounds.detach().to(torch.float64).cpu(),
         )
 
     def _smooth_output_modes(self, module, subjects, ys):
@@ -232,19 +296,13 @@ class LatentModelBuilding:
                 (t,) = module.mapping([latents])
                 loadings.append(least_squares_modes(_numpy(t), y_s))
                 positions.append(s.property_groups()[1][0])
-        seed = 0 if self.random_state is None else int(make_generators(self.random_state)[1].integers(2**31 - 1))
-        centres, widths, magnitudes = smooth_modes(np.vstack(positions), np.vstack(loadings), random_state=seed)
-        old = module.output_predictors[0]
-        u_mix = _numpy(module.u_mix_0)
-        t = {"dtype": torch.float64}
-        smooth = SumOfBumpFcns(
-            torch.as_tensor(centres, **t),
-            torch.as_tensor(widths, **t),
-            torch.as_tensor(magnitudes @ np.linalg.inv(u_mix), **t),  # the buffer u_mix is applied after
-            c_bounds=None if old.c_bounds is None else old.c_bounds.detach().to(torch.float64).cpu(),
-            w_bounds=None if old.w_bounds is None else old.w_bounds.detach().to(torch.float64).cpu(),
+        centres, widths, magnitudes = smooth_modes(
+            np.vstack(positions), np.vstack(loadings), random_state=self._smoothing_seed()
+        )
+        u_mix = _numpy(module.u_mix_0)  # the buffer u_mix is applied after the predictor
+        module.output_predictors[0] = self._bumps_like(
+            module.output_predictors[0], centres, widths, magnitudes @ np.linalg.inv(u_mix)
         ).to(device=device, dtype=dtype)
-        module.output_predictors[0] = smooth
         for s, y_s in zip(subjects, ys):
             self._fit_subject_closed_form(module.subject(s.subject_id), s, y_s, module=module)
 

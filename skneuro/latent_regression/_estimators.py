@@ -99,21 +99,30 @@ class MultiSubjectLatentRegressor(
     init : {"auto", "random"}, default="auto"
         "auto": data-driven per-subject parameters and, for bump predictors with one input
         and one output group, an alternating least-squares start of the bump magnitudes.
-    smooth_output_modes : bool, default=True
-        After training, replace the output predictor by a Gaussian-process smoothing of
-        the training neurons' own modes (their least-squares loadings on the fitted
-        latents), with its length scale and noise level chosen by marginal likelihood,
-        then refit scales, offsets and noise variances in closed form. The likelihood
-        alone makes the predictor follow each training neuron's own deviation from the
-        smooth function of position, which no other neuron shares; smoothing keeps what
-        predicts new neurons. Applies to bump predictors with one input and one output
-        group, an identity or linear mapping, ``subject_params`` within ("scales",
-        "offsets") and no direct pairs; otherwise it is skipped. The new predictor has one
-        bump per training output neuron up to 1,000 (subset-of-regressors approximation
-        beyond: 1,000 neurons drawn as centres, cost linear in the number of neurons;
-        ``n_bumps`` is the trained predictors' size).
+    smooth_modes : bool, default=True
+        After training, replace both predictors by Gaussian-process smoothings of what
+        the data say about the training neurons' modes, then refit scales, offsets and
+        noise variances in closed form. The likelihood alone makes the predictors follow
+        each training neuron's own deviation from the smooth function of position, which
+        no other neuron shares; smoothing keeps what predicts new neurons. *Inputs* first:
+        an input neuron's mode is seen only through the latents, so the input predictor
+        becomes the posterior mean of a GP regression through the data (each subject's
+        outputs on its inputs, with the output neurons' least-squares loadings held fixed
+        and every neuron's own deviation integrated out); per mode its length scale,
+        deviation level and variance maximise the marginal likelihood. *Outputs* then:
+        each training output neuron's least-squares loading on the new latents, smoothed
+        by a GP of position (length scale and noise by marginal likelihood). Applies to
+        bump predictors with one input and one output group, an identity or linear
+        mapping, ``subject_params`` within ("scales", "offsets"), no direct pairs and no
+        fixed output modes; the input side also needs no fixed input modes and at most
+        2,000 inputs per subject (one eigendecomposition of that size per subject; beyond, only the
+        outputs are smoothed). The new predictors are sums of Gaussian bumps: the output
+        one has one bump per training output neuron up to 1,000 (subset-of-regressors
+        approximation beyond, 1,000 neurons drawn as centres, cost linear in the number
+        of neurons), the input one at most 400 bumps per distinct length scale;
+        ``n_bumps`` is the trained predictors' size. See the user guide for the equations.
         With ``early_stopping=True``, ``best_validation_score_`` scores the trained
-        predictor before smoothing.
+        predictors before smoothing.
     {solver_parameter}
     checkpoint_path : str or path-like, default=None
         File for training checkpoints (written atomically, read without running code).
@@ -201,7 +210,7 @@ class MultiSubjectLatentRegressor(
         "direct_pairs": [None, tuple, list],
         "min_var": [Interval(Real, 0, None, closed="neither")],
         "init": [StrOptions({"auto", "random"})],
-        "smooth_output_modes": ["boolean"],
+        "smooth_modes": ["boolean"],
         "solver": [StrOptions({"adam", "lbfgs"})],
         "checkpoint_path": [None, str, os.PathLike],
         "checkpoint_every": [None, Interval(Integral, 1, None, closed="left")],
@@ -222,7 +231,7 @@ class MultiSubjectLatentRegressor(
         direct_pairs=None,
         min_var=1e-3,
         init="auto",
-        smooth_output_modes=True,
+        smooth_modes=True,
         solver="adam",
         learning_rate=0.001,
         max_iter=500,
@@ -250,7 +259,7 @@ class MultiSubjectLatentRegressor(
         self.direct_pairs = direct_pairs
         self.min_var = min_var
         self.init = init
-        self.smooth_output_modes = smooth_output_modes
+        self.smooth_modes = smooth_modes
         self.solver = solver
         self.learning_rate = learning_rate
         self.max_iter = max_iter
@@ -400,6 +409,8 @@ class MultiSubjectLatentRegressor(
         if validation is not None:
             subjects, ys = all_subjects, all_ys
             self._complete_held_out_neurons(module, subjects, ys, devices, placement)
+        if self._smooths_input_modes(module, subjects):
+            self._smooth_input_modes(module, subjects, ys)
         if self._smooths_output_modes(module, subjects):
             self._smooth_output_modes(module, subjects, ys)
         if isinstance(module.mapping, IdentityMapping) and "latent_affine" not in self.subject_params:

@@ -157,7 +157,7 @@ CASES = {
             "MultiSubjectLatent",
             # the engine's behaviours are checked on the trained parameters, without the smoothing after training
             lambda **kw: MultiSubjectLatentRegressor(
-                **{"n_bumps": 6, "max_iter": 10, "random_state": 0, "smooth_output_modes": False, **kw}
+                **{"n_bumps": 6, "max_iter": 10, "random_state": 0, "smooth_modes": False, **kw}
             ),
             lambda: (_latent_data(), {}),
             _latent_objective,

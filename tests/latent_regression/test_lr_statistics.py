@@ -163,7 +163,7 @@ def test_fit_over_data_equals_fit_on_moments(monkeypatch):
     # (the GP smoothing after training chooses its hyperparameters with a numerical
     # optimiser, which turns 1e-12 differences into 1e-8: off here, this is about training)
     params = {"n_bumps": 8, "max_iter": 10, "random_state": 0, "dtype": "float64", "learning_rate": 0.01}
-    params["smooth_output_modes"] = False
+    params["smooth_modes"] = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         monkeypatch.setattr(statistics, "passes_over_data", lambda *args: False)
@@ -200,7 +200,7 @@ def test_float32_data_are_not_copied_to_float64(monkeypatch):
         X.append(SubjectData(f"s{i}", x, props_in, props_out))
     # training only: the closed-form refit after the GP smoothing holds one (n, e) float64
     # array per subject at a time (its memory is checked in test_lr_smoothing.py)
-    est = MultiSubjectLatentRegressor(n_bumps=8, max_iter=3, random_state=0, smooth_output_modes=False)
+    est = MultiSubjectLatentRegressor(n_bumps=8, max_iter=3, random_state=0, smooth_modes=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         small = [SubjectData("s", X[0].x[:50, :20], X[0].input_properties[:20], X[0].output_properties[:10])]

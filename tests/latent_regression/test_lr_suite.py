@@ -99,18 +99,20 @@ def test_modes_deviate_from_the_functions_by_the_mode_noise(drawn, name):
 
 
 # ============================== issue #14: what the defaults do on data unlike the simulator
-def test_output_mode_smoothing_predicts_an_unseen_subject_better():
-    """Smoothing of the output modes (the default) against the likelihood fit alone (suite case 2, 2x1000).
+def test_mode_smoothing_predicts_an_unseen_subject_near_the_ceiling():
+    """Smoothing of the modes (the default) against the likelihood fit alone (suite case 5: waves, 10 % deviations).
 
-    Measured: 0.9125 without, 0.9325 with (ceiling 0.9792).
+    Measured: unseen R² 0.9505 with smoothing (gap to the ceiling 0.0120; issue #14's target 0.015), 0.8918
+    without (ceiling 0.9624).
     """
     from skneuro.latent_regression import MultiSubjectLatentRegressor
 
-    case = suite.SUITE[2]
+    case = suite.SUITE[5]
     data = suite.make_case(case)
     scores = {}
     for smooth in (False, True):
-        est = MultiSubjectLatentRegressor(case.n_modes, smooth_output_modes=smooth, random_state=0)
+        est = MultiSubjectLatentRegressor(case.n_modes, smooth_modes=smooth, random_state=0)
         est.fit(data["X_train"], data["y_train"])
         scores[smooth] = est.score([data["X_test"]], [data["y_test"]])
-    assert scores[True] >= scores[False] + 0.01, (scores, data["ceiling"])
+    assert scores[True] >= data["ceiling"] - 0.015, (scores, data["ceiling"])
+    assert scores[True] >= scores[False] + 0.03, (scores, data["ceiling"])

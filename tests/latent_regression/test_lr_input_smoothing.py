@@ -1,0 +1,132 @@
+"""Smoothing of the input modes (``_smoothing.smooth_input_modes``): its evidence and posterior mean
+against dense Gaussian algebra, and what it does in the estimator."""
+
+import numpy as np
+
+from skneuro.latent_regression import _smoothing as sm
+
+
+def _problem(K, seed=0, n=40, sizes=((7, 5), (9, 6)), q=2):
+    """Small subjects: centred data, loadings Ũ, noise variances ψ, positions."""
+    rng = np.random.default_rng(seed)
+    subjects = []
+    for d, e in sizes:
+        x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) * 0.5  # correlated inputs
+        y = rng.normal(size=(n, e))
+        subjects.append(
+            {
+                "x": x - x.mean(axis=0),
+                "y": y - y.mean(axis=0),
+                "u": rng.normal(size=(e, K)),
+                "psi": rng.uniform(0.5, 2.0, size=e),
+                "r": rng.uniform(size=(d, q)),
+            }
+        )
+    return subjects
+
+
+def _terms(subjects):
+    return [
+        sm._subject_terms(s["x"], s["r"], s["y"], s["u"] / s["psi"][:, None], s["u"].T @ (s["u"] / s["psi"][:, None]))
+        for s in subjects
+    ]
+
+
+def _design(s, k):
+    """``vec(Y)`` (columns stacked) depends on mode k of ``P`` through ``ũ_k ⊗ X``."""
+    return np.kron(s["u"][:, k : k + 1], s["x"])
+
+
+def _dense_log_evidence(subjects, phis, a2, s2):
+    """log N(vec Y; 0, A (a² ΦΦᵀ + σ² I) Aᵀ + Ψ ⊗ I), one mode, all subjects jointly."""
+    A = np.zeros((sum(s["y"].size for s in subjects), sum(s["x"].shape[1] for s in subjects)))
+    rows = cols = 0
+    for s in subjects:
+        block = _design(s, 0)
+        A[rows : rows + block.shape[0], cols : cols + block.shape[1]] = block
+        rows, cols = rows + block.shape[0], cols + block.shape[1]
+    phi = np.vstack(phis)
+    noise = np.concatenate([np.repeat(s["psi"], len(s["y"])) for s in subjects])
+    cov = A @ (a2 * phi @ phi.T + s2 * np.eye(len(phi))) @ A.T + np.diag(noise)
+    y = np.concatenate([s["y"].ravel(order="F") for s in subjects])
+    _, logdet = np.linalg.slogdet(cov)
+    return -0.5 * (y @ np.linalg.solve(cov, y) + logdet + len(y) * np.log(2 * np.pi))
+
+
+def test_evidence_is_the_dense_marginal_likelihood_up_to_a_constant():
+    subjects = _problem(K=1)
+    terms = _terms(subjects)
+    centres = np.vstack([s["r"] for s in subjects])
+    span = np.ones(2)
+    differences = []
+    for length, a2, s2 in [(0.2, 0.5, 0.0), (0.2, 2.0, 0.1), (0.5, 0.3, 0.02), (1.0, 5.0, 0.3)]:
+        to_features = sm._feature_map(centres, length * span)
+        phis = [sm._features(s["r"], centres, length * span, to_features) for s in subjects]
+        rotated = [t["vecs"].T @ phi for t, phi in zip(terms, phis)]
+        ours = float(sm._log_evidence(*sm._evidence_terms(terms, rotated, 0, s2), a2))
+        differences.append(ours - _dense_log_evidence(subjects, phis, a2, s2))
+    # the terms left out depend on the data only, not on (ℓ, a², σ²)
+    np.testing.assert_allclose(differences, differences[0], atol=1e-8)
+
+
+def test_posterior_mean_is_the_dense_gaussian_conditional_with_coupled_modes():
+    subjects = _problem(K=2, seed=1)
+    terms = _terms(subjects)
+    assert abs(terms[0]["coupling"][0, 1]) > 0.1 * terms[0]["coupling"][0, 0]  # the modes are coupled
+    centres = np.vstack([s["r"] for s in subjects])[::2]
+    span = np.ones(2)
+    hyper = [(0.3, 0.7, 0.05), (0.6, 1.5, 0.2)]  # (ℓ_k, a_k², σ_k²): each mode its own
+    heights = sm._posterior_heights(terms, centres, span, hyper)
+
+    # dense: unknowns β_k ~ N(0, a_k² I), η_sk ~ N(0, σ_k² I); vec Y_s = Σ_k (ũ_sk ⊗ X_s)(Φ_sk β_k + η_sk) + ε
+    maps = [sm._feature_map(centres, length * span) for length, _, _ in hyper]
+    y = np.concatenate([s["y"].ravel(order="F") for s in subjects])
+    n_y = [s["y"].size for s in subjects]
+    starts = np.concatenate([[0], np.cumsum(n_y)])
+    cov = np.diag(np.concatenate([np.repeat(s["psi"], len(s["y"])) for s in subjects]))
+    cross = []  # Cov(y, β_k)
+    for k, ((length, a2, s2), m) in enumerate(zip(hyper, maps)):
+        loads = np.zeros((len(y), m.shape[1]))
+        for i, s in enumerate(subjects):
+            design = _design(s, k)
+            rows = slice(starts[i], starts[i + 1])
+            loads[rows] = design @ sm._features(s["r"], centres, length * span, m)
+            cov[rows, rows] += s2 * design @ design.T
+        cov += a2 * loads @ loads.T
+        cross.append(a2 * loads)
+    solved = np.linalg.solve(cov, y)
+    for k, m in enumerate(maps):
+        np.testing.assert_allclose(heights[k], m @ (cross[k].T @ solved), rtol=1e-7, atol=1e-9)
+
+
+def test_recovers_a_smooth_input_function_through_correlated_inputs():
+    """Two subjects whose input modes are f(r) plus 10 % own deviations: f back within 5 % rms."""
+    rng = np.random.default_rng(3)
+    f = lambda r: np.column_stack([np.sin(4 * r[:, 0]) + r[:, 1], np.cos(3 * r[:, 1])])  # noqa: E731
+    X, R, Y, U = [], [], [], []
+    for d, e in ((250, 60), (300, 80)):
+        r = rng.uniform(size=(d, 2))
+        drives = rng.normal(size=(3000, 4))
+        x = 0.6 * rng.normal(size=(3000, d)) + drives @ rng.normal(size=(4, d)) * 0.4  # correlated
+        u = rng.normal(size=(e, 2))
+        P = f(r) + 0.1 * rng.normal(size=(d, 2))
+        X.append(x), R.append(r), U.append(u), Y.append(x @ P @ u.T + 0.3 * rng.normal(size=(3000, e)))
+    c, w, m = sm.smooth_input_modes(X, R, [f(r) for r in R], Y, U, [np.full(len(u), 0.09) for u in U])
+    test = rng.uniform(0.05, 0.95, size=(2000, 2))
+    fitted = np.exp(-(((test[:, None] - c[None]) / w[None]) ** 2).sum(-1)) @ m
+    truth = f(test)
+    assert np.sqrt(((fitted - truth) ** 2).mean()) < 0.05 * np.sqrt((truth**2).mean())
+
+
+def test_input_smoothing_is_skipped_for_wide_subjects(monkeypatch):
+    from skneuro.datasets import make_multi_subject_latent_regression
+    from skneuro.latent_regression import MultiSubjectLatentRegressor, _building
+
+    X, y = make_multi_subject_latent_regression(2, 200, n_inputs=12, n_outputs=10, random_state=0)
+    n_bumps = {}
+    for limit in (12, 11):
+        monkeypatch.setattr(_building, "MAX_SMOOTHED_INPUTS", limit)
+        est = MultiSubjectLatentRegressor(n_bumps=5, max_iter=5, random_state=0).fit(X, y)
+        n_bumps[limit] = est.module_.input_predictors[0].c.shape[0]
+    assert n_bumps[11] == 5  # the trained predictor: 5 bumps
+    assert n_bumps[12] >= 24  # the smoothing: one bump per training input neuron (2 x 12) per length
