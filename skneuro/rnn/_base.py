@@ -83,6 +83,26 @@ def check_mask(sample_weight, y):
     return mask
 
 
+def initial_output_bias(module, y, mask):
+    """Start value of ``b_out`` per output: the masked target mean, or the smallest kept target.
+
+    The mean ``Σ m y / Σ m`` is the best constant output. A readout whose weights are all
+    non-negative (Dale's law: only excitatory units feed the outputs) adds non-negative
+    rates to ``b_out``, so the outputs start above it and can reach a target below it only
+    as fast as the optimiser moves ``b_out`` (about one learning rate per update); there
+    the smallest target on a kept step is the start from which every target is reachable.
+    An output the mask leaves out starts at 0.
+    """
+    kept = mask > 0
+    counts = kept.sum((0, 1))
+    signs = module.output_signs
+    if signs is not None and bool((signs >= 0).all()):
+        values = np.where(kept, y, np.inf).min((0, 1))
+    else:
+        values = np.einsum("tso,tso->o", mask, y) / np.where(counts > 0, mask.sum((0, 1)), 1.0)
+    return np.where(counts > 0, values, 0.0)
+
+
 def rate_rnn_constraints():
     """Parameter constraints shared by the rate RNN estimators."""
     return {
@@ -91,6 +111,7 @@ def rate_rnn_constraints():
         "rec_noise": [Interval(Real, 0, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "train_init_state": ["boolean"],
+        "output_bias_init": [StrOptions({"targets", "zero"})],
         "fixed_params": [tuple, list],
         **{f"{k}_{w}": [Interval(Real, 0, None, closed="left")] for k in ("l1", "l2") for w in ("in", "rec", "out")},
         "l2_firing_rate": [Interval(Real, 0, None, closed="left")],
@@ -110,6 +131,10 @@ class RateRNNBase(TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstima
 
     def _check_build_params(self):
         """Subclass hook: validate parameters that need more than their constraints."""
+
+    def _given_output_bias(self):
+        """Whether the initial ``b_out`` is the user's own (then ``output_bias_init`` leaves it)."""
+        return False
 
     def _overflow_hint(self):
         """What to lower when the initial network overflows (names the parameters)."""
@@ -168,6 +193,9 @@ class RateRNNBase(TorchEstimatorMixin, SaveLoadMixin, RegressorMixin, BaseEstima
             module, built = self.module_.to(device=device, dtype=dtype), None
         else:
             module, built = self._build_module(X.shape[2], y.shape[2], numpy_gen, dtype, device)
+            if self.output_bias_init == "targets" and not self._given_output_bias():
+                with torch.no_grad():
+                    module.b_out.copy_(torch.as_tensor(initial_output_bias(module, y, mask)))
         trained = [p for name, p in module.named_parameters() if p.requires_grad and name not in self.fixed_params]
         n_steps, n_out, n_rec = X.shape[1], y.shape[2], module.n_rec
         noisy = module.rec_noise > 0 or module.input_noise > 0

@@ -146,6 +146,7 @@ class RateRNNRegressor(RateRNNBase):
         alpha_identity=1.0,
         input_scaling="fan_in",
         train_init_state=False,
+        output_bias_init="targets",
         fixed_params=(),
         l1_in=0.0,
         l1_rec=0.0,
@@ -187,6 +188,7 @@ class RateRNNRegressor(RateRNNBase):
         self.alpha_identity = alpha_identity
         self.input_scaling = input_scaling
         self.train_init_state = train_init_state
+        self.output_bias_init = output_bias_init
         self.fixed_params = fixed_params
         self.l1_in = l1_in
         self.l1_rec = l1_rec
@@ -284,6 +286,9 @@ class RateRNNRegressor(RateRNNBase):
                     raise TypeError(f"{name} must be a numeric 0/1 array: {exc}") from exc
                 if not np.isin(arr, (0.0, 1.0)).all():
                     raise ValueError(f"{name} must contain only 0 and 1 (connection absent or present).")
+
+    def _given_output_bias(self):
+        return isinstance(self.init, WeightInitializer)
 
     def _overflow_hint(self):
         gain = (

@@ -159,6 +159,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
         input_noise=0.0,
         spectral_radius=None,
         train_init_state=False,
+        output_bias_init="targets",
         fixed_params=(),
         l1_in=0.0,
         l1_rec=0.0,
@@ -193,6 +194,7 @@ class MultiRegionRNNRegressor(RateRNNBase):
         self.input_noise = input_noise
         self.spectral_radius = spectral_radius
         self.train_init_state = train_init_state
+        self.output_bias_init = output_bias_init
         self.fixed_params = fixed_params
         self.l1_in = l1_in
         self.l1_rec = l1_rec

@@ -70,6 +70,13 @@ activation : {{"relu", "tanh", "sigmoid", "softplus", "linear"}}, default="relu"
 train_init_state : bool, default=False
     Train the initial state ``x_0`` (shared by all trials, fitted as ``init_state_``);
     otherwise it stays at its initial value.
+output_bias_init : {{"targets", "zero"}}, default="targets"
+    Initial output bias ``b_out``, set from the training targets: their masked mean
+    ``Σ m y / Σ m`` per output (the best constant output), so that training spends its
+    updates on what varies rather than moving ``b_out`` by about one learning rate per
+    update; with a non-negative readout (Dale's law) the smallest target on a kept step
+    instead, since non-negative rates only add to ``b_out``. ``"zero"``: 0, PsychRNN's
+    choice. A :class:`WeightInitializer` passed as ``init`` keeps its own ``b_out``.
 fixed_params : tuple of str, default=()
     Parameters among W_in, W_rec, W_out, b_rec, b_out that are not trained (held at
     their initial values).

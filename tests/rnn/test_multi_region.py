@@ -86,6 +86,12 @@ def test_fit_returns_self_and_attributes(fitted):
     assert sim.outputs.shape == (len(X), X.shape[1], N_OUT) and sim.states.shape == (len(X), X.shape[1], N_REC)
 
 
+def test_output_bias_starts_at_the_masked_target_mean(initial):
+    _, y, mask = _data()
+    np.testing.assert_allclose(initial.b_out_, (mask * y).sum((0, 1)) / mask.sum((0, 1)), rtol=1e-6)
+    assert np.abs(initial.b_out_).min() > 1e-3  # not the zero start
+
+
 def test_masks_are_drawn_from_random_state(fitted):
     est, X, y, mask = fitted
     np.testing.assert_array_equal(_est(max_iter=1).fit(X, y, sample_weight=mask).rec_mask_, est.rec_mask_)

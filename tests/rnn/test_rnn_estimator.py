@@ -154,6 +154,37 @@ def test_dale_and_masks_after_fit():
     assert np.abs(est.W_rec_).sum() > 0 and np.abs(est.W_out_).sum() > 0
 
 
+ALL_FIXED = ("W_in", "W_rec", "W_out", "b_rec", "b_out")
+
+
+def test_output_bias_starts_from_the_targets():
+    X, y, mask = _data()
+    y = y + np.array([0.9, -0.3])
+    mask[:5, :, 1] = 0.0
+    mask[5:, 6:, 0] = 2.0
+    start = _est(fixed_params=ALL_FIXED, max_iter=1).fit(X, y, sample_weight=mask)
+    np.testing.assert_allclose(start.b_out_, (mask * y).sum((0, 1)) / mask.sum((0, 1)), rtol=1e-6)
+    # Dale's law: non-negative readout of non-negative rates, so b_out is a floor: the smallest kept target
+    dale = _est(fixed_params=ALL_FIXED, max_iter=1, dale_ratio=0.5).fit(X, y, sample_weight=mask)
+    np.testing.assert_allclose(dale.b_out_, np.where(mask > 0, y, np.inf).min((0, 1)), rtol=1e-6)
+    zero = _est(fixed_params=ALL_FIXED, max_iter=1, output_bias_init="zero").fit(X, y, sample_weight=mask)
+    np.testing.assert_array_equal(zero.b_out_, 0.0)
+    own = WeightInitializer(N_IN, 8, N_OUT, b_out=[0.5, -1.0], random_state=0)
+    given = _est(fixed_params=ALL_FIXED, max_iter=1, init=own).fit(X, y, sample_weight=mask)
+    np.testing.assert_array_equal(given.b_out_, [0.5, -1.0])
+
+
+def test_output_bias_from_targets_trains_faster_on_offset_targets():
+    # targets far from 0: from b_out = 0, Adam needs ~0.9 / learning_rate updates to move the bias there
+    X, y, mask = _data()
+    y = y + np.array([0.9, 0.1])
+    losses = {}
+    for start in ("targets", "zero"):
+        est = _est(max_iter=5, learning_rate=1e-3, output_bias_init=start).fit(X, y, sample_weight=mask)
+        losses[start] = est.loss_curve_[-1]
+    assert losses["targets"] < 0.25 * losses["zero"], losses  # 0.051 and 0.273
+
+
 def test_frozen_unchanged():
     X, y, mask = _data()
     frozen_names = ("W_in", "W_rec", "b_out")
