@@ -83,14 +83,16 @@ plt.show()
 # ----------------------------------
 # Levenberg–Marquardt from 32 states drawn from the test trajectories, each stopping on
 # its own: at a fixed point (speed q below ``tol``) or at a slow point, a local minimum of
-# q above it. A network that accumulates evidence has a line of slow points (an
-# approximate line attractor) between the two decisions; ``unique`` merges duplicates.
+# q above it. A network that makes a two-way decision holds it in two stable fixed points,
+# one per choice, with a saddle between them (or, when the decision is still being
+# accumulated, along a line of slow points: an approximate line attractor); ``unique``
+# merges duplicates.
 
 fixed = find_fixed_points(net, np.zeros(2), states, n_init=32, random_state=0)
 slow = ~fixed.converged
+slow_range = f" (q from {fixed.speeds[slow].min():.1e} to {fixed.speeds[slow].max():.1e})" if slow.any() else ""
 print(
-    f"{fixed.converged.sum()} fixed points and {slow.sum()} slow points "
-    f"(q from {fixed.speeds[slow].min():.1e} to {fixed.speeds[slow].max():.1e}); "
+    f"{fixed.converged.sum()} fixed points and {slow.sum()} slow points{slow_range}; "
     f"{len(fixed.unique)} distinct, {fixed.is_stable[fixed.unique].sum()} of them stable"
 )
 

@@ -214,7 +214,7 @@ class LatentModelBuilding:
         )
 
     def _smooths_input_modes(self, module, subjects):
-        """Whether the input side is smoothed too: predicted inputs of at most 2,000 neurons per subject."""
+        """Whether the input side is smoothed too: predicted input modes, every subject at most 2,000 inputs."""
         return (
             self._smooths_output_modes(module, subjects)
             and module._predicted_in[0]
@@ -292,8 +292,8 @@ class LatentModelBuilding:
                 (x,) = s.x_groups()
                 in_props, out_props = self._tensors(s, device, dtype)
                 (P,), _ = module.modes(model, in_props, out_props)
-                latents = torch.as_tensor(x, device=device, dtype=dtype) @ P
-                (t,) = module.mapping([latents])
+                latents = project_rows(x, _numpy(P))  # row blocks: a memmap is not loaded whole
+                (t,) = module.mapping([torch.as_tensor(latents, device=device, dtype=dtype)])
                 loadings.append(least_squares_modes(_numpy(t), y_s))
                 positions.append(s.property_groups()[1][0])
         centres, widths, magnitudes = smooth_modes(

@@ -115,8 +115,8 @@ class MultiSubjectLatentRegressor(
         bump predictors with one input and one output group, an identity or linear
         mapping, ``subject_params`` within ("scales", "offsets"), no direct pairs and no
         fixed output modes; the input side also needs no fixed input modes and at most
-        2,000 inputs per subject (one eigendecomposition of that size per subject; beyond, only the
-        outputs are smoothed). The new predictors are sums of Gaussian bumps: the output
+        2,000 inputs in every subject (one eigendecomposition of that size per subject;
+        otherwise only the outputs are smoothed). The new predictors are sums of Gaussian bumps: the output
         one has one bump per training output neuron up to 1,000 (subset-of-regressors
         approximation beyond, 1,000 neurons drawn as centres, cost linear in the number
         of neurons), the input one at most 400 bumps per distinct length scale;

@@ -286,12 +286,13 @@ def smooth_input_modes(inputs, positions, current_modes, outputs, loadings, nois
     ``η_{jk} ~ N(0, σ_k²)`` the neuron's own deviation. ``P`` and ``η`` are integrated out
     in closed form: with ``XᵀX = W Λ Wᵀ`` per subject, the data give each coordinate of
     ``Wᵀ P`` a Gaussian likelihood, and ``η`` widens it. Per mode, ``ℓ_k``, ``σ_k²`` (on
-    grids) and ``a_k²`` maximise the marginal likelihood of the data, with the modes
-    decoupled in the basis where the pooled ``ŨᵀΨ⁻¹Ũ`` is diagonal; the posterior mean of
-    ``f`` is then solved jointly over the modes.
+    grids) and ``a_k²`` maximise the marginal likelihood of the data (exact for one mode,
+    the other modes held at ``current_modes``; searched in the basis where the pooled
+    ``ŨᵀΨ⁻¹Ũ`` is diagonal); the posterior mean of ``f`` is then solved jointly over the
+    modes.
 
     Cost: one ``d_s × d_s`` eigendecomposition per subject and one pass over its data;
-    then O(Σ_s d_s · M²) per grid point, M ≤ 400.
+    then O(Σ_s d_s² · M) per length and O(Σ_s d_s · M² + M³) per grid point, M ≤ 400.
 
     Parameters
     ----------
@@ -299,7 +300,9 @@ def smooth_input_modes(inputs, positions, current_modes, outputs, loadings, nois
         Read in row blocks (memmaps are not loaded whole).
     positions : list of ndarray of shape (n_inputs_s, q)
     current_modes : list of ndarray of shape (n_inputs_s, K)
-        The fitted input modes; only their mean square is used, to scale the grid of ``σ²``.
+        The fitted input modes (those ``loadings`` were estimated with): while one mode's
+        hyperparameters are chosen the other modes are held at them, and their mean square
+        per mode centres the grids of ``σ²`` and ``a²``.
     outputs : list of array-like of shape (n_samples_s, n_outputs_s)
     loadings : list of ndarray of shape (n_outputs_s, K)
         ``Ũ``: how each latent moves each output neuron.
@@ -342,8 +345,10 @@ def smooth_input_modes(inputs, positions, current_modes, outputs, loadings, nois
     current = np.vstack([np.asarray(p, dtype=np.float64) for p in current_modes]) @ rotation
     reference = np.maximum((current**2).mean(axis=0), 1e-12 * max(float((current**2).mean()), 1e-300))
     subjects = [
-        _subject_terms(x, r, y, w @ rotation, rotation.T @ (w.T @ np.asarray(u, dtype=np.float64)) @ rotation)
-        for x, r, y, w, u in zip(inputs, positions, outputs, weights, loadings)
+        _subject_terms(
+            x, r, y, w @ rotation, rotation.T @ (w.T @ np.asarray(u, dtype=np.float64)) @ rotation, p @ rotation
+        )
+        for x, r, y, w, u, p in zip(inputs, positions, outputs, weights, loadings, current_modes)
     ]
     rng = np.random.default_rng(random_state)
     n_pooled = len(pooled)
@@ -405,8 +410,12 @@ def _weighted(loadings, noise_variances):
     return np.divide(u, v, out=np.zeros_like(u), where=v > 0)
 
 
-def _subject_terms(x, r, y, weights, coupling):
-    """What a subject's data say about its input modes: ``XᵀX = W Λ Wᵀ``, ``Wᵀ Xᵀ(Y − Ȳ)Ψ⁻¹Ũ``, ``ŨᵀΨ⁻¹Ũ``."""
+def _subject_terms(x, r, y, weights, coupling, current):
+    """What a subject's data say about its input modes: ``XᵀX = W Λ Wᵀ``, ``Wᵀ Xᵀ(Y − Ȳ)Ψ⁻¹Ũ``, ``ŨᵀΨ⁻¹Ũ``.
+
+    ``current`` (d × K): the modes the other modes are held at while one mode's
+    hyperparameters are chosen, kept as ``Wᵀ current``.
+    """
     xtx, xtz = _input_statistics(x, y, weights)
     lam, vecs = np.linalg.eigh(xtx)
     return {
@@ -415,22 +424,28 @@ def _subject_terms(x, r, y, weights, coupling):
         "lam": np.maximum(lam, 0.0),
         "b": vecs.T @ xtz,
         "coupling": (coupling + coupling.T) / 2,
+        "current": vecs.T @ np.asarray(current, dtype=np.float64),
     }
 
 
 def _evidence_terms(subjects, feats, k, s2):
-    """``(const, ν, g)`` of mode k's log marginal likelihood (see :func:`_log_evidence`), modes decoupled.
+    """``(const, ν, g)`` of mode k's log marginal likelihood (see :func:`_log_evidence`).
 
-    ``feats`` are the subjects' SoR features rotated by ``Wᵀ``; ``s2`` the deviations' variance
-    σ_k². The terms left out do not depend on the hyperparameters.
+    The other modes are held at each subject's ``current`` modes: the likelihood of mode k
+    is then that of the data less their part, ``b_k − Λ Σ_{m≠k} C_km q_m`` in the ``W`` basis
+    (``C = ŨᵀΨ⁻¹Ũ`` of the subject, which differs between subjects even where the pooled
+    one is diagonal). ``feats`` are the subjects' SoR features rotated by ``Wᵀ``; ``s2`` the
+    deviations' variance σ_k². The terms left out do not depend on the hyperparameters.
     """
     H, h, const = 0.0, 0.0, 0.0
     for s, phi in zip(subjects, feats):
-        alpha = s["coupling"][k, k] * s["lam"]
+        coupling, current = s["coupling"][:, k], s["current"]
+        b = s["b"][:, k] - s["lam"] * (current @ coupling - current[:, k] * coupling[k])
+        alpha = coupling[k] * s["lam"]
         den = 1.0 + s2 * alpha
         H = H + (phi * (alpha / den)[:, None]).T @ phi
-        h = h + phi.T @ (s["b"][:, k] / den)
-        const += 0.5 * s2 * float((s["b"][:, k] ** 2 / den).sum()) - 0.5 * float(np.log(den).sum())
+        h = h + phi.T @ (b / den)
+        const += 0.5 * s2 * float((b**2 / den).sum()) - 0.5 * float(np.log(den).sum())
     nu, vecs = np.linalg.eigh(H)
     return const, np.maximum(nu, 0.0), vecs.T @ h
 

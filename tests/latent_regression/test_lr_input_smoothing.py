@@ -25,10 +25,17 @@ def _problem(K, seed=0, n=40, sizes=((7, 5), (9, 6)), q=2):
     return subjects
 
 
-def _terms(subjects):
+def _terms(subjects, current=None):
     return [
-        sm._subject_terms(s["x"], s["r"], s["y"], s["u"] / s["psi"][:, None], s["u"].T @ (s["u"] / s["psi"][:, None]))
-        for s in subjects
+        sm._subject_terms(
+            s["x"],
+            s["r"],
+            s["y"],
+            s["u"] / s["psi"][:, None],
+            s["u"].T @ (s["u"] / s["psi"][:, None]),
+            np.zeros((s["x"].shape[1], s["u"].shape[1])) if current is None else current[i],
+        )
+        for i, s in enumerate(subjects)
     ]
 
 
@@ -37,18 +44,28 @@ def _design(s, k):
     return np.kron(s["u"][:, k : k + 1], s["x"])
 
 
-def _dense_log_evidence(subjects, phis, a2, s2):
-    """log N(vec Y; 0, A (a² ΦΦᵀ + σ² I) Aᵀ + Ψ ⊗ I), one mode, all subjects jointly."""
+def _dense_log_evidence(subjects, phis, a2, s2, k=0, others=None):
+    """log N(vec Y − part of the other modes; 0, A (a² ΦΦᵀ + σ² I) Aᵀ + Ψ ⊗ I) of mode k, all subjects jointly.
+
+    ``others[i]`` (d × K): subject i's modes; the columns other than k are held fixed.
+    """
     A = np.zeros((sum(s["y"].size for s in subjects), sum(s["x"].shape[1] for s in subjects)))
     rows = cols = 0
     for s in subjects:
-        block = _design(s, 0)
+        block = _design(s, k)
         A[rows : rows + block.shape[0], cols : cols + block.shape[1]] = block
         rows, cols = rows + block.shape[0], cols + block.shape[1]
     phi = np.vstack(phis)
     noise = np.concatenate([np.repeat(s["psi"], len(s["y"])) for s in subjects])
     cov = A @ (a2 * phi @ phi.T + s2 * np.eye(len(phi))) @ A.T + np.diag(noise)
-    y = np.concatenate([s["y"].ravel(order="F") for s in subjects])
+    parts = []
+    for i, s in enumerate(subjects):
+        data = s["y"].ravel(order="F")
+        for m in range(s["u"].shape[1]):
+            if m != k and others is not None:
+                data = data - _design(s, m) @ others[i][:, m]
+        parts.append(data)
+    y = np.concatenate(parts)
     _, logdet = np.linalg.slogdet(cov)
     return -0.5 * (y @ np.linalg.solve(cov, y) + logdet + len(y) * np.log(2 * np.pi))
 
@@ -67,6 +84,26 @@ def test_evidence_is_the_dense_marginal_likelihood_up_to_a_constant():
         differences.append(ours - _dense_log_evidence(subjects, phis, a2, s2))
     # the terms left out depend on the data only, not on (ℓ, a², σ²)
     np.testing.assert_allclose(differences, differences[0], atol=1e-8)
+
+
+def test_evidence_of_one_mode_holds_the_other_modes_at_their_current_values():
+    """K = 2 with per-subject couplings of opposite signs: mode k's evidence is the dense one of the data
+    less the other mode's part (the part that the pooled, diagonal coupling would hide)."""
+    subjects = _problem(K=2, seed=2)
+    rng = np.random.default_rng(5)
+    current = [rng.normal(size=(s["x"].shape[1], 2)) for s in subjects]
+    terms = _terms(subjects, current)
+    centres = np.vstack([s["r"] for s in subjects])
+    span = np.ones(2)
+    for k in range(2):
+        differences = []
+        for length, a2, s2 in [(0.2, 0.5, 0.0), (0.5, 2.0, 0.1), (1.0, 0.3, 0.02)]:
+            to_features = sm._feature_map(centres, length * span)
+            phis = [sm._features(s["r"], centres, length * span, to_features) for s in subjects]
+            rotated = [t["vecs"].T @ phi for t, phi in zip(terms, phis)]
+            ours = float(sm._log_evidence(*sm._evidence_terms(terms, rotated, k, s2), a2))
+            differences.append(ours - _dense_log_evidence(subjects, phis, a2, s2, k, current))
+        np.testing.assert_allclose(differences, differences[0], atol=1e-8)
 
 
 def test_posterior_mean_is_the_dense_gaussian_conditional_with_coupled_modes():
