@@ -43,6 +43,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
+from ._statistics import column_moments, data_moments, project_rows
+
 __all__ = ["least_squares_fit", "least_squares_modes", "smooth_input_modes", "smooth_modes"]
 
 _MAX_SEARCH_POINTS = 400  # neurons used to choose the hyperparameters (an eigh of this size per length)
@@ -55,32 +57,20 @@ _BLOCK_ROWS_ELEMENTS = 2**22  # samples × neurons per block of y converted to f
 
 
 def least_squares_fit(latents, y):
-    """Each neuron's least-squares loading on the centred latents and its residual variance.
-
-    Like :func:`least_squares_modes`, y read in blocks of rows.
+    """:func:`least_squares_modes` and each neuron's residual variance about them.
 
     Returns
     -------
     modes : ndarray of shape (n_neurons, K)
     residual_variance : ndarray of shape (n_neurons,)
-        ``mean((y_j − ȳ_j − (t − t̄) û_j)²)`` over samples.
+        ``mean((y_j − ȳ_j − (t − t̄) û_j)²)`` over samples (y's centred sums of squares
+        from :func:`column_moments`, in row blocks).
     """
+    modes = least_squares_modes(latents, y)
     t = np.asarray(latents, dtype=np.float64)
     t = t - t.mean(axis=0)
-    n_neurons = y.shape[1]
-    cross, total, squares = np.zeros((t.shape[1], n_neurons)), np.zeros(n_neurons), np.zeros(n_neurons)
-    block = max(1, _BLOCK_ROWS_ELEMENTS // max(1, n_neurons))
-    for start in range(0, len(t), block):
-        rows = np.asarray(y[start : start + block], dtype=np.float64)
-        cross += t[start : start + block].T @ rows
-        total += rows.sum(axis=0)
-        squares += (rows**2).sum(axis=0)
-    n = max(len(t), 1)
-    gram = t.T @ t
-    modes = np.linalg.lstsq(gram, cross, rcond=None)[0].T
-    centred_squares = squares - total**2 / n
-    explained = ((modes @ gram) * modes).sum(axis=1)
-    return modes, np.maximum(centred_squares - explained, 0.0) / n
+    explained = ((modes @ (t.T @ t)) * modes).sum(axis=1)
+    return modes, np.maximum(column_moments(y)[1] - explained, 0.0) / max(len(t), 1)
 
 
 def least_squares_modes(latents, y):
@@ -153,9 +143,7 @@ def _hyperparameters(points, targets, span):
 
 def _subset_of_regressors(positions, modes, centres, widths, ratio):
     """Heights ``β`` (M, K) of the bumps at ``centres``: the SoR posterior mean, noise/signal ``ratio``."""
-    evals, evecs = np.linalg.eigh(_cross_gram(centres, centres, widths))
-    keep = evals > _RELATIVE_EIGENVALUE_FLOOR * evals[-1]
-    to_features = evecs[:, keep] / np.sqrt(evals[keep])  # Φ = G_NM @ to_features
+    to_features = _feature_map(centres, widths)  # Φ = G_NM @ to_features
     r = to_features.shape[1]
     normal, rhs = np.zeros((r, r)), np.zeros((r, modes.shape[1]))
     block = max(1, _BLOCK_ELEMENTS // len(centres))
@@ -220,24 +208,6 @@ _INPUT_LENGTHS = np.geomspace(0.05, 1.0, 10)  # ℓ searched, in units of the pr
 _MODE_NOISE_RATIOS = (0.0, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # σ² searched, relative to the modes' mean square
 _LOG_PRIOR_GRID = np.linspace(-8.0, 8.0, 33)  # log a², relative to the modes' mean square
 _MAX_INPUT_CENTRES = 400
-
-
-def _input_statistics(x, y, weights):
-    """Centred ``XᵀX`` (d × d) and ``Xᵀ(Y − Ȳ) weights`` (d × K), float64, x and y read in row blocks."""
-    n, d = x.shape
-    block = max(1, _BLOCK_ROWS_ELEMENTS // max(1, d + y.shape[1]))
-    shift = np.asarray(x[: min(n, block)], dtype=np.float64).mean(axis=0)
-    sxx, sxz = np.zeros((d, d)), np.zeros((d, weights.shape[1]))
-    sum_x, sum_z = np.zeros(d), np.zeros(weights.shape[1])
-    for start in range(0, n, block):
-        rows = np.asarray(x[start : start + block], dtype=np.float64) - shift
-        z = np.asarray(y[start : start + block], dtype=np.float64) @ weights
-        sxx += rows.T @ rows
-        sxz += rows.T @ z
-        sum_x += rows.sum(axis=0)
-        sum_z += z.sum(axis=0)
-    mean_x = sum_x / n
-    return sxx - n * np.outer(mean_x, mean_x), sxz - np.outer(sum_x, sum_z) / n
 
 
 def _features(points, centres, widths, to_features):
@@ -416,7 +386,7 @@ def _subject_terms(x, r, y, weights, coupling, current):
     ``current`` (d × K): the modes the other modes are held at while one mode's
     hyperparameters are chosen, kept as ``Wᵀ current``.
     """
-    xtx, xtz = _input_statistics(x, y, weights)
+    _, _, _, xtx, xtz, _ = data_moments(x, project_rows(y, weights))  # centred XᵀX, Xᵀ(Y − Ȳ)Ψ⁻¹Ũ
     lam, vecs = np.linalg.eigh(xtx)
     return {
         "r": np.asarray(r, dtype=np.float64),
