@@ -12,6 +12,9 @@ from the project's own simulator, on purpose:
 - inputs are smooth random signals (Gaussian-filtered white noise of timescales 3–30 samples),
   each neuron its own plus a few shared drives, so inputs are correlated and so are the latents
   ``l = X P`` (smooth random signals too);
+- two generators are anisotropic (``Case.stretch``): bump functions 8 times sharper in
+  depth than laterally ("layers"), or waves and gradients that ignore the third property;
+  the project's simulator, like the other generators, treats the properties alike;
 - positions are uniform in ``[0, 1]³`` or clustered (a few Gaussian "areas");
 - per-neuron scales ``c ~ U(0.9, 1.1)`` and offsets ``o ~ N(0, 0.05²)``, observation noise
   standard deviations ``U(0.05, 0.15)·√K``; neuron counts differ between subjects.
@@ -80,6 +83,9 @@ class Case:
     n_inputs: tuple = (250, 400)
     n_outputs: tuple = (200, 350)
     noise_std: tuple = (0.05, 0.15)  # times sqrt(n_modes)
+    # per property: bump widths are multiplied by it, wave numbers and gradients divided by it
+    # (1: as drawn; > 1 slower along that property; 1e6: the property is irrelevant)
+    stretch: tuple = (1.0, 1.0, 1.0)
 
 
 SUITE = (
@@ -95,21 +101,25 @@ SUITE = (
     Case("bumps w0.1-0.4, K3, 3x4000, clustered", "bumps", 3, 3, 4000, seed=107, positions="clustered",
          n_terms=8),
     Case("waves, K4, 2x5000, noise 5%", "waves", 4, 2, 5000, seed=108, mode_noise=0.05, n_inputs=(300, 400)),
+    # anisotropic: modes change fast with one property (layers in depth) or not at all with one
+    Case("layers: bumps sharp in depth, K2, 3x2000", "bumps", 2, 3, 2000, seed=109, stretch=(4.0, 4.0, 0.5)),
+    Case("waves, 3rd property irrelevant, K3, 2x3000", "waves", 3, 2, 3000, seed=110, stretch=(1.0, 1.0, 1e6)),
 )  # fmt: skip
 
 # Candidates for new defaults are chosen on TUNING only, then judged on HELD_OUT (and all).
 TUNING = (0, 2, 4, 5)
-HELD_OUT = (1, 3, 6, 7)
+HELD_OUT = (1, 3, 6, 7, 8, 9)
 
 
 def _draw_function(rng, case):
     """Parameters of K scalar functions of position, each with rms 1 on [0, 1]^3."""
     K, T, q = case.n_modes, case.n_terms, N_PROPERTIES
+    stretch = np.asarray(case.stretch, dtype=np.float64)
     if case.kind == "bumps":
         return {
             "kind": "bumps",
             "c": rng.uniform(size=(K, T, q)),
-            "w": rng.uniform(*case.widths, size=(K, T, q)),
+            "w": rng.uniform(*case.widths, size=(K, T, q)) * stretch,
             "m": rng.standard_normal((K, T)),
         }
     if case.kind == "waves":
@@ -117,10 +127,10 @@ def _draw_function(rng, case):
         direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
         return {
             "kind": "waves",
-            "k": direction * rng.uniform(0.5, 2.0, size=(K, T, 1)),  # cycles per unit length
+            "k": direction * rng.uniform(0.5, 2.0, size=(K, T, 1)) / stretch,  # cycles per unit length
             "phase": rng.uniform(0, 2 * np.pi, size=(K, T)),
             "m": rng.standard_normal((K, T)),
-            "gradient": rng.standard_normal((K, q)) * 2.0,
+            "gradient": rng.standard_normal((K, q)) * 2.0 / stretch,
         }
     raise ValueError(f"unknown kind {case.kind!r}")
 

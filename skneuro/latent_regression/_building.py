@@ -264,14 +264,24 @@ class LatentModelBuilding:
 
     @staticmethod
     def _bumps_like(old, centres, widths, magnitudes):
-        """A float64 :class:`SumOfBumpFcns` of these bumps, with the bounds of the predictor it replaces."""
+        """A float64 :class:`SumOfBumpFcns` of these bumps, with the bounds of the predictor it replaces.
+
+        The width bounds are widened to hold the smoothing's widths (a property the modes
+        ignore gets widths of up to 100 ranges), so that further training starts where
+        the smoothing left the predictor.
+        """
         t = {"dtype": torch.float64}
+        w_bounds = None
+        if old.w_bounds is not None:
+            w_bounds = old.w_bounds.detach().to(torch.float64).cpu().clone()
+            w_bounds[0] = torch.minimum(w_bounds[0], torch.as_tensor(widths.min(axis=0), **t))
+            w_bounds[1] = torch.maximum(w_bounds[1], torch.as_tensor(widths.max(axis=0), **t))
         return SumOfBumpFcns(
             torch.as_tensor(centres, **t),
             torch.as_tensor(widths, **t),
             torch.as_tensor(magnitudes, **t),
             c_bounds=None if old.c_bounds is None else old.c_bounds.detach().to(torch.float64).cpu(),
-            w_bounds=None if old.w_bounds is None else old.w_bounds.detach().to(torch.float64).cpu(),
+            w_bounds=w_bounds,
         )
 
     def _smooth_output_modes(self, module, subjects, ys):

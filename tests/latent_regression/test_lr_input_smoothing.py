@@ -167,3 +167,28 @@ def test_input_smoothing_is_skipped_for_wide_subjects(monkeypatch):
         n_bumps[limit] = est.module_.input_predictors[0].c.shape[0]
     assert n_bumps[11] == 5  # the trained predictor: 5 bumps
     assert n_bumps[12] >= 24  # the smoothing: one bump per training input neuron (2 x 12) per length
+
+
+def test_input_lengths_per_property(monkeypatch):
+    """Input modes that change fast with the first property and not at all with the second: the
+    second's length goes long, and the function comes back better than with one length for both
+    (measured: rms error 0.012 against 0.038 of the function's rms; widths (0.37, 94))."""
+    rng = np.random.default_rng(4)
+    f = lambda r: np.sin(10 * r[:, :1])  # noqa: E731
+    X, R, Y, U = [], [], [], []
+    for d, e in ((250, 60), (300, 80)):
+        r = rng.uniform(size=(d, 2))
+        x = 0.6 * rng.normal(size=(2000, d)) + rng.normal(size=(2000, 4)) @ rng.normal(size=(4, d)) * 0.4
+        u = rng.normal(size=(e, 1))
+        P = f(r) + 0.1 * rng.normal(size=(d, 1))
+        X.append(x), R.append(r), U.append(u), Y.append(x @ P @ u.T + 0.3 * rng.normal(size=(2000, e)))
+    test = rng.uniform(0.05, 0.95, size=(2000, 2))
+    truth = f(test)
+    errors = {}
+    for sweeps in (0, sm._ARD_SWEEPS):
+        monkeypatch.setattr(sm, "_ARD_SWEEPS", sweeps)
+        c, w, m = sm.smooth_input_modes(X, R, [f(r) for r in R], Y, U, [np.full(len(u), 0.09) for u in U])
+        fitted = np.exp(-(((test[:, None] - c[None]) / w[None]) ** 2).sum(-1)) @ m
+        errors[sweeps] = np.sqrt(((fitted - truth) ** 2).mean() / (truth**2).mean())
+    assert w[0, 1] > 10 * w[0, 0] and w[0, 1] > 5.0  # the second property's length: several ranges
+    assert errors[sm._ARD_SWEEPS] < 0.5 * errors[0], errors

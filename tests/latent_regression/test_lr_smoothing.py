@@ -5,8 +5,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from scipy.optimize import approx_fprime
+
 from skneuro.latent_regression._smoothing import (
     _cross_gram,
+    _isotropic_hyperparameters,
+    _negative_evidence_and_gradient,
     _subset_of_regressors,
     least_squares_modes,
     smooth_modes,
@@ -64,6 +68,59 @@ def test_cost_is_bounded_by_the_centres_not_the_neurons():
         tracemalloc.stop()
     assert len(centres) == len(widths) == len(heights) == 1000
     assert peak < 0.2 * 5000**2 * 8, peak
+
+
+def _squared_distances(q, span):
+    z = q / span
+    return np.stack([(z[:, d, None] - z[None, :, d]) ** 2 for d in range(q.shape[1])])
+
+
+def test_evidence_and_gradient_per_property_length():
+    """The value is −log N(Y; 0, a² G + σ² I) summed over columns, less ½ N K log 2π; the gradient
+    matches central differences."""
+    q, _, u = _draw(60, seed=3)
+    span = np.array([1.0, 0.5, 2.0])
+    distances = _squared_distances(q, span)
+    theta = np.log([0.3, 0.8, 0.2, 1.5, 0.01])
+    value, gradient = _negative_evidence_and_gradient(theta, distances, u)
+    cov = 1.5 * _cross_gram(q / span, q / span, np.array([0.3, 0.8, 0.2])) + 0.01 * np.eye(len(q))
+    _, logdet = np.linalg.slogdet(cov)
+    dense = 0.5 * (np.trace(u.T @ np.linalg.solve(cov, u)) + u.shape[1] * logdet)
+    assert value == pytest.approx(dense, rel=1e-10)
+    numeric = approx_fprime(theta, lambda t: _negative_evidence_and_gradient(t, distances, u)[0], 1e-6)
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-4)
+
+
+def _isotropic_fit(q, u, new):
+    span = q.max(axis=0) - q.min(axis=0)
+    _, length, a2, s2 = _isotropic_hyperparameters(q, u, span)
+    return _cross_gram(new, q, length * span) @ _subset_of_regressors(q, u, q, length * span, s2 / a2)
+
+
+@pytest.mark.parametrize(
+    "kind, function",
+    [
+        ("ignores the third property", lambda r: np.column_stack([np.sin(5 * r[:, 0]) + np.cos(4 * r[:, 1])])),
+        ("fast along the third (layers)", lambda r: np.column_stack([np.sin(12 * r[:, 2]) + r[:, 0]])),
+    ],
+)
+def test_each_property_gets_its_own_length(kind, function):
+    """Automatic relevance determination: on 300 neurons with 10 % noise, the error (relative to the
+    function's variance) falls from 0.0016 to 0.0005 ("ignores") and from 0.0313 to 0.0004 ("layers")
+    against one length for every property; measured widths (0.65, 0.79, 99.9) and (5.1, 99.1, 0.31)."""
+    rng = np.random.default_rng(0)
+    q, new = rng.uniform(size=(300, 3)), rng.uniform(size=(2000, 3))
+    u = function(q) + 0.1 * function(q).std() * rng.normal(size=(300, 1))
+    centres, widths, heights = smooth_modes(q, u)
+    span = q.max(axis=0) - q.min(axis=0)
+    truth = function(new)
+    error = np.mean((_bumps(new, centres, widths, heights) - truth) ** 2) / truth.var()
+    isotropic = np.mean((_isotropic_fit(q, u, new) - truth) ** 2) / truth.var()
+    assert error < 0.5 * isotropic, (error, isotropic)
+    if kind.startswith("ignores"):
+        assert widths[0, 2] > 10 * span[2] and max(widths[0, :2]) < span[0]
+    else:
+        assert widths[0, 2] < 0.5 * min(widths[0, :2])
 
 
 @pytest.mark.parametrize("offset", [0.0, 100.0])

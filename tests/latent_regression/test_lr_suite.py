@@ -116,3 +116,23 @@ def test_mode_smoothing_predicts_an_unseen_subject_near_the_ceiling():
         scores[smooth] = est.score([data["X_test"]], [data["y_test"]])
     assert scores[True] >= data["ceiling"] - 0.015, (scores, data["ceiling"])
     assert scores[True] >= scores[False] + 0.03, (scores, data["ceiling"])
+
+
+def test_smoothing_learns_a_length_per_property():
+    """Suite case 8 (layers: bump functions 8x sharper in depth than laterally).
+
+    Measured: unseen R² 0.9607 (gap 0.0087) with a length per property, 0.9265 without smoothing,
+    0.8990 (gap 0.0704) when one length served every property (ceiling 0.9694).
+    """
+    from skneuro.latent_regression import MultiSubjectLatentRegressor
+
+    case = suite.SUITE[8]
+    assert case.stretch == (4.0, 4.0, 0.5)
+    data = suite.make_case(case)
+    est = MultiSubjectLatentRegressor(case.n_modes, random_state=0).fit(data["X_train"], data["y_train"])
+    score = est.score([data["X_test"]], [data["y_test"]])
+    assert score >= data["ceiling"] - 0.015, (score, data["ceiling"])
+    for predictor in (est.module_.input_predictors[0], est.module_.output_predictors[0]):
+        widths = predictor.w.detach().numpy()
+        assert np.all(widths[:, 2] < 0.5 * widths[:, :2].min(axis=1))  # both sides found the layers
+        assert np.all(widths <= predictor.w_bounds[1].numpy())  # further training starts from them
