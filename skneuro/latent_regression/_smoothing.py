@@ -201,8 +201,8 @@ def _hyperparameters(points, targets, span):
         _negative_evidence_and_gradient, start, args=(squared_distances, targets), jac=True, method="L-BFGS-B",
         bounds=bounds,
     )  # fmt: skip
-    # the 1-D search's value omits the constant ½ N K log 2π that neither search depends on
-    if not (np.isfinite(result.fun) and result.fun < _negative_evidence_and_gradient(start, squared_distances, targets)[0]):
+    start_value = _negative_evidence_and_gradient(start, squared_distances, targets)[0]
+    if not (np.isfinite(result.fun) and result.fun < start_value):
         return np.full(q, length), a2, s2
     return np.exp(result.x[:q]), float(np.exp(result.x[q])), float(np.exp(result.x[q + 1]))
 

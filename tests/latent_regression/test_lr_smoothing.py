@@ -4,7 +4,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
 from scipy.optimize import approx_fprime
 
 from skneuro.latent_regression._smoothing import (
