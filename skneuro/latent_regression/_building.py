@@ -17,6 +17,7 @@ from .._engine.base import to_numpy as _numpy
 from ..bumps import SumOfBumpFcns
 from ..utils._linalg import scales_from_moments
 from ._init import bilinear_als
+from ._input_smoothing import smooth_input_modes
 from ._modules import (
     IdentityMapping,
     LinearMapping,
@@ -26,7 +27,7 @@ from ._modules import (
     call_user,
     subject_key,
 )
-from ._smoothing import least_squares_fit, least_squares_modes, smooth_input_modes, smooth_modes
+from ._smoothing import least_squares_fit, least_squares_modes, smooth_modes
 from ._statistics import basis_statistics, column_moments, project_rows
 
 __all__ = ["LatentModelBuilding", "SubjectFitting"]

@@ -1,9 +1,9 @@
-"""Smoothing of the input modes (``_smoothing.smooth_input_modes``): its evidence and posterior mean
+"""Smoothing of the input modes (``_input_smoothing.smooth_input_modes``): its evidence and posterior mean
 against dense Gaussian algebra, and what it does in the estimator."""
 
 import numpy as np
 
-from skneuro.latent_regression import _smoothing as sm
+from skneuro.latent_regression import _input_smoothing as sm
 
 
 def _problem(K, seed=0, n=40, sizes=((7, 5), (9, 6)), q=2):
@@ -192,3 +192,51 @@ def test_input_lengths_per_property(monkeypatch):
         errors[sweeps] = np.sqrt(((fitted - truth) ** 2).mean() / (truth**2).mean())
     assert w[0, 1] > 10 * w[0, 0] and w[0, 1] > 5.0  # the second property's length: several ranges
     assert errors[sm._ARD_SWEEPS] < 0.5 * errors[0], errors
+
+
+def test_search_finds_each_modes_lengths(monkeypatch):
+    """The search on a known evidence: three modes whose log evidence is −Σ_d (log ℓ_d − log ℓ*_kd)²
+    with optima off the grids (one property at 50 ranges, one at 0.011, one at 0.3): each mode ends
+    within a factor √2 of its own lengths per property, and no length outside [0.01, 100] is tried."""
+    optima = np.array([[0.03, 50.0, 0.3], [3.0, 0.3, 0.011], [0.3, 0.3, 0.3]])
+    span = np.array([1.0, 2.0, 0.5])
+    tried = []
+    monkeypatch.setattr(sm, "_feature_map", lambda centres, widths: widths)
+    monkeypatch.setattr(sm, "_features", lambda r, centres, widths, to_features: np.atleast_2d(widths))
+
+    def evidence(subjects, feats, k, s2, reference):
+        lengths = feats[0][0] / span
+        tried.append(lengths)
+        return -float(((np.log(lengths) - np.log(optima[k])) ** 2).sum()) - (s2 - 0.01) ** 2, 1.0
+
+    monkeypatch.setattr(sm, "_mode_evidence", evidence)
+    hyper = sm._search([{"vecs": np.eye(1), "r": None}], None, span, np.ones(3))
+    for k, (lengths, _, s2) in enumerate(hyper):
+        assert len(lengths) == 3
+        np.testing.assert_array_less(np.abs(np.log(lengths) - np.log(optima[k])), np.log(np.sqrt(2)) + 1e-9)
+        assert s2 == 0.01
+    tried = np.array(tried)
+    assert tried.min() >= 0.01 - 1e-12 and tried.max() <= 100.0 + 1e-9
+
+
+def test_one_property_keeps_the_isotropic_search(monkeypatch):
+    """With one property there is nothing to tell apart: the search is the isotropic one, both sides."""
+    from skneuro.latent_regression import _smoothing
+
+    monkeypatch.setattr(sm, "_feature_map", lambda centres, widths: widths)
+    monkeypatch.setattr(sm, "_features", lambda r, centres, widths, to_features: np.atleast_2d(widths))
+    calls = []
+
+    def evidence(subjects, feats, k, s2, reference):
+        calls.append(float(feats[0][0][0]))
+        return -((np.log(feats[0][0][0]) - np.log(0.003)) ** 2), 1.0  # would go below the grid if it could
+
+    monkeypatch.setattr(sm, "_mode_evidence", evidence)
+    ((lengths, _, _),) = sm._search([{"vecs": np.eye(1), "r": None}], None, np.ones(1), np.ones(1))
+    assert lengths == (sm._INPUT_LENGTHS[0],) and min(calls) == sm._INPUT_LENGTHS[0]
+    rng = np.random.default_rng(0)
+    q = rng.uniform(size=(80, 1))
+    u = np.sin(5 * q) + 0.05 * rng.normal(size=q.shape)
+    lengths, a2, s2 = _smoothing._hyperparameters(q, u, np.ones(1))
+    _, length, iso_a2, iso_s2 = _smoothing._isotropic_hyperparameters(q, u, np.ones(1))
+    assert lengths.tolist() == [length] and (a2, s2) == (iso_a2, iso_s2)

@@ -76,11 +76,11 @@ def _squared_distances(q, span):
 
 def test_evidence_and_gradient_per_property_length():
     """The value is −log N(Y; 0, a² G + σ² I) summed over columns, less ½ N K log 2π; the gradient
-    matches central differences."""
+    (in log lengths, log a², log σ²/a²) matches finite differences."""
     q, _, u = _draw(60, seed=3)
     span = np.array([1.0, 0.5, 2.0])
     distances = _squared_distances(q, span)
-    theta = np.log([0.3, 0.8, 0.2, 1.5, 0.01])
+    theta = np.log([0.3, 0.8, 0.2, 1.5, 0.01 / 1.5])  # lengths, a², σ²/a²
     value, gradient = _negative_evidence_and_gradient(theta, distances, u)
     cov = 1.5 * _cross_gram(q / span, q / span, np.array([0.3, 0.8, 0.2])) + 0.01 * np.eye(len(q))
     _, logdet = np.linalg.slogdet(cov)

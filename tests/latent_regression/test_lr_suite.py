@@ -38,7 +38,9 @@ def test_suite_spans_what_the_issue_asks():
     assert {c.n_subjects for c in cases} == {2, 3, 4}
     assert min(c.n_samples for c in cases) == 1000 and max(c.n_samples for c in cases) == 5000
     assert all(0.05 <= c.mode_noise <= 0.10 for c in cases)
-    assert all(0.1 <= w <= 0.4 for c in cases if c.kind == "bumps" for w in c.widths)
+    assert all(0.1 <= w <= 0.4 for c in cases if c.kind == "bumps" for w in c.widths)  # before stretching
+    stretched = [c for c in cases if c.stretch != (1.0, 1.0, 1.0)]
+    assert {c.kind for c in stretched} == {"bumps", "waves"}  # anisotropic: layers, an ignored property
     issue = {(c.kind, c.n_modes, c.n_subjects, c.n_samples) for c in cases}
     assert {("bumps", 2, 2, 5000), ("waves", 3, 3, 3000), ("bumps", 2, 2, 1000), ("bumps", 4, 4, 2000)} <= issue
     assert next(c for c in cases if c.n_samples == 5000 and c.kind == "bumps").widths == (0.2, 0.2)
