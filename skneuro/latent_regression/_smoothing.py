@@ -193,8 +193,8 @@ def _hyperparameters(points, targets, span):
     goes to long lengths, up to 100 ranges). ``σ²/a²`` is kept at least 1e-6: with long
     lengths on smooth, nearly noise-free modes the evidence otherwise drives it towards
     0 and the posterior mean becomes large bump heights that cancel, which float32
-    evaluation of the predictor cannot resolve. The isotropic optimum is kept if the
-    search does not improve on it.
+    evaluation of the predictor cannot resolve. The isotropic optimum (its ``σ²/a²``
+    raised to that floor) is kept if the search does not improve on it.
     """
     q = points.shape[1]
     _, length, a2, s2 = _isotropic_hyperparameters(points, targets, span)
@@ -209,10 +209,9 @@ def _hyperparameters(points, targets, span):
         bounds=bounds,
     )  # fmt: skip
     start_value = _negative_evidence_and_gradient(start, squared_distances, targets)[0]
-    if not (np.isfinite(result.fun) and result.fun < start_value):
-        return np.full(q, length), a2, s2
-    a2 = float(np.exp(result.x[q]))
-    return np.exp(result.x[:q]), a2, a2 * float(np.exp(result.x[q + 1]))
+    best = result.x if np.isfinite(result.fun) and result.fun < start_value else start
+    a2 = float(np.exp(best[q]))
+    return np.exp(best[:q]), a2, a2 * float(np.exp(best[q + 1]))
 
 
 def _subset_of_regressors(positions, modes, centres, widths, ratio):
