@@ -30,9 +30,39 @@ from ._modules import (
 from ._smoothing import least_squares_fit, least_squares_modes, smooth_modes
 from ._statistics import basis_statistics, column_moments, project_rows
 
-__all__ = ["LatentModelBuilding", "SubjectFitting"]
+__all__ = ["LatentModelBuilding", "SubjectFitting", "pooled_scale"]
 
 MAX_SMOOTHED_INPUTS = 2000  # input neurons per subject: an eigendecomposition of this size each
+
+
+def _weighted_rms(values, weights):
+    """``sqrt(Σ w v² / Σ w)``, or the plain rms where the weights sum to 0."""
+    total = float(np.sum(weights))
+    if not total > 0:
+        return float(np.sqrt(np.mean(values**2)))
+    return float(np.sqrt(np.sum(weights * values**2) / total))
+
+
+def pooled_scale(scales, signal_variances):
+    """The one scale that best predicts every neuron: ``Σ_j v_j c_j / Σ_j v_j``.
+
+    ``c_j`` a neuron's own scale, ``v_j`` the variance over samples of its latent
+    prediction ``z_j`` (unit scale, no offset): the least-squares slope of all neurons'
+    centred outputs on their centred ``z`` together. A neuron whose predicted loading is
+    near 0 has an arbitrary scale (its slope is noise over almost nothing) and weighs
+    almost nothing; a plain mean lets one such neuron set the scale of every neuron of a
+    new subject. The plain mean where every ``v_j`` is 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skneuro.latent_regression._building import pooled_scale
+    >>> float(pooled_scale(np.array([1.0, 1.2, -30.0]), np.array([1.0, 1.0, 1e-8])))
+    1.0999996...
+    """
+    scales, weights = np.asarray(scales, dtype=np.float64), np.asarray(signal_variances, dtype=np.float64)
+    total = float(np.sum(weights))
+    return float(np.sum(weights * scales) / total) if total > 0 else float(np.mean(scales))
 
 
 class LatentModelBuilding:
@@ -321,7 +351,8 @@ class LatentModelBuilding:
         """Set ``p_mix``/``u_mix`` (and rescale c) to the standard form; predictions are unchanged.
 
         Per group pair g (identity mapping): (1) the rms of the scales over all training
-        neurons becomes 1, U absorbing the factor; (2) pooled centred training latents get
+        neurons, each weighted by the variance of its latent prediction, becomes 1, U
+        absorbing the factor; (2) pooled centred training latents get
         identity covariance; (3) the pooled columns of ``U ⊙ c`` become orthogonal, sorted by
         decreasing norm; (4) the largest-magnitude entry of each pooled U column is positive.
         """
@@ -334,8 +365,14 @@ class LatentModelBuilding:
                 if not (module._predicted_in[g] and module._predicted_out[g]):
                     continue  # a fixed side cannot absorb the transformation
                 scales = np.concatenate([_numpy(m.scales[g]) for m in models])
-                kappa = float(np.sqrt(np.mean(scales**2))) or 1.0
                 latents = [project_rows(s.x_groups()[g], _numpy(P[g])) for s, (P, _) in zip(subjects, modes)]
+                # each neuron weighted by the variance of its latent prediction U_j t: a neuron whose
+                # predicted loading is near 0 has an arbitrary scale, and must not set the others'
+                signal = np.concatenate(
+                    [((_numpy(U[g]) @ np.cov(lat, rowvar=False).reshape(lat.shape[1], -1)) * _numpy(U[g])).sum(axis=1)
+                     for (_, U), lat in zip(modes, latents)]
+                )  # fmt: skip
+                kappa = _weighted_rms(scales, signal) or 1.0
                 centred = np.vstack([lat - lat.mean(axis=0) for lat in latents])
                 cov = centred.T @ centred / max(len(centred), 1)
                 evals, evecs = np.linalg.eigh(cov)
@@ -397,24 +434,50 @@ class SubjectFitting:
             self._fit_subject_closed_form(model, subject, ys)
         else:
             self._fit_subject_engine(model, subject, ys)
+        signal = self._signal_moments(model, subject)
         if not known:
             self.module_.add_subject(subject.subject_id, model)
             self.subject_ids_ = [*self.subject_ids_, subject.subject_id]
             self._grouped_y = [*self._grouped_y, subject._grouped_y]
+        if getattr(self, "_signal", None) is not None:
+            if known:
+                self._signal[[subject_key(i) for i in self.subject_ids_].index(key)] = signal
+            else:
+                self._signal = [*self._signal, signal]
         self._store_attributes()
         return self
 
-    def _fit_subject_closed_form(self, model, subject, ys, module=None):
-        scales, offsets = ("scales" in self.subject_params), ("offsets" in self.subject_params)
+    def _unit_predictions(self, model, subject, module=None):
+        """Latent predictions ``z`` per output group: the subject's means at unit scales and zero offsets."""
         with torch.no_grad():
-            # latent predictions z (per output group) with unit scales and zero offsets
             saved = [(c.detach().clone(), o.detach().clone()) for c, o in zip(model.scales, model.offsets)]
             for c, o in zip(model.scales, model.offsets):
                 c.fill_(1.0)
                 o.fill_(0.0)
-            z_groups, _, _, _ = self._forward(subject, model, module)
+            try:
+                z_groups, _, _, _ = self._forward(subject, model, module)
+            finally:
+                for (c, o), (c0, o0) in zip(zip(model.scales, model.offsets), saved):
+                    c.copy_(c0)
+                    o.copy_(o0)
+        return [_numpy(z) for z in z_groups], saved
+
+    def _signal_moments(self, model, subject, module=None):
+        """Per output group, each neuron's mean and variance over samples of its latent prediction
+        ``z_j`` (unit scale, no offset), stacked as (2, n_outputs): what :func:`pooled_scale` weighs
+        by, and what sets the population offset at that scale."""
+        z_groups, _ = self._unit_predictions(model, subject, module)
+        moments = []
+        for z in z_groups:
+            mean, sum_sq, _ = column_moments(z)  # float64 accumulation over row blocks: no float64 copy of z
+            moments.append(np.stack([mean, sum_sq / max(len(z), 1)]))
+        return moments
+
+    def _fit_subject_closed_form(self, model, subject, ys, module=None):
+        scales, offsets = ("scales" in self.subject_params), ("offsets" in self.subject_params)
+        z_groups, saved = self._unit_predictions(model, subject, module)
+        with torch.no_grad():
             for h, (z, yh) in enumerate(zip(z_groups, ys)):
-                z = _numpy(z)
                 z_mean, y_mean = z.mean(axis=0), yh.mean(axis=0)
                 if scales and offsets:
                     zc = z - z_mean

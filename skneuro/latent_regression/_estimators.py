@@ -20,7 +20,7 @@ from .._engine.base import to_numpy as _numpy
 from .._persist import SaveLoadMixin
 from ..utils._docstrings import fill_doc
 from ..utils._validation import check_range
-from ._building import LatentModelBuilding, SubjectFitting
+from ._building import LatentModelBuilding, SubjectFitting, pooled_scale
 from ._data import SubjectData
 from ._held_out import HeldOutNeurons
 from ._modules import (
@@ -108,10 +108,13 @@ class MultiSubjectLatentRegressor(
         an input neuron's mode is seen only through the latents, so the input predictor
         becomes the posterior mean of a GP regression through the data (each subject's
         outputs on its inputs, with the output neurons' least-squares loadings held fixed
-        and every neuron's own deviation integrated out); per mode its length scale,
+        and every neuron's own deviation integrated out); per mode its length scales,
         deviation level and variance maximise the marginal likelihood. *Outputs* then:
         each training output neuron's least-squares loading on the new latents, smoothed
-        by a GP of position (length scale and noise by marginal likelihood). Applies to
+        by a GP of position (length scales and noise by marginal likelihood). On both
+        sides each property gets its own length scale (automatic relevance
+        determination): modes may change fast with one property, e.g. cortical depth,
+        and not at all with another. Applies to
         bump predictors with one input and one output group, an identity or linear
         mapping, ``subject_params`` within ("scales", "offsets"), no direct pairs and no
         fixed output modes; the input side also needs no fixed input modes and at most
@@ -119,7 +122,7 @@ class MultiSubjectLatentRegressor(
         otherwise only the outputs are smoothed). The new predictors are sums of Gaussian bumps: the output
         one has one bump per training output neuron up to 1,000 (subset-of-regressors
         approximation beyond, 1,000 neurons drawn as centres, cost linear in the number
-        of neurons), the input one at most 400 bumps per distinct length scale;
+        of neurons), the input one at most 400 bumps per distinct set of length scales;
         ``n_bumps`` is the trained predictors' size. See the user guide for the equations.
         With ``early_stopping=True``, ``best_validation_score_`` scores the trained
         predictors before smoothing.
@@ -142,7 +145,12 @@ class MultiSubjectLatentRegressor(
     latent_scales_, latent_offsets_ : dict
         Per training subject: an array (K,) per input group.
     default_subject_params_ : dict
-        Parameters used for subjects not seen in training (means over training subjects).
+        Parameters used for subjects not seen in training: means over the training
+        subjects' neurons, except the scale and offset: the scale is the one that best
+        predicts all training neurons together (each neuron's scale weighted by the
+        variance of its latent prediction, so that a neuron whose predicted loading is
+        near 0, and whose own scale is therefore arbitrary, does not set it), the offset
+        the mean intercept at that scale.
     device_placement_ : dict
         Subject index (fit order) -> index into the device list.
     mapping_weight_ : ndarray of shape (G·K, H·K)
@@ -422,6 +430,7 @@ class MultiSubjectLatentRegressor(
         self.n_input_groups_, self.n_output_groups_ = subjects[0].n_input_groups, subjects[0].n_output_groups
         self.n_properties_ = next((s.n_properties for s in subjects if s.n_properties is not None), None)
         self._grouped_y = [s._grouped_y for s in subjects]
+        self._signal = [self._signal_moments(module.subject(s.subject_id), s, module) for s in subjects]
         self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
         self._store_attributes()
         self._store_validation(result)
@@ -534,9 +543,21 @@ class MultiSubjectLatentRegressor(
         def pooled(name):
             return [float(np.mean(np.concatenate([_numpy(getattr(m, name)[h]) for m in models]))) for h in range(H)]
 
+        signal = getattr(self, "_signal", None)
+        if signal is not None and len(signal) == len(models):  # else a model saved before the weights: means
+            scales, offsets = [], []
+            for h in range(H):
+                c = np.concatenate([_numpy(m.scales[h]) for m in models])
+                o = np.concatenate([_numpy(m.offsets[h]) for m in models])
+                z_mean, z_var = np.concatenate([v[h] for v in signal], axis=1)
+                scales.append(pooled_scale(c, z_var))
+                # the mean intercept at that scale: each neuron's mean output is c_j z̄_j + o_j
+                offsets.append(float(np.mean(o + (c - scales[-1]) * z_mean)))
+        else:
+            scales, offsets = pooled("scales"), pooled("offsets")
         self.default_subject_params_ = {
-            "scales": pooled("scales"),
-            "offsets": pooled("offsets"),
+            "scales": scales,
+            "offsets": offsets,
             "noise_variance": [float(np.mean(np.concatenate([_numpy(m.psi(h)) for m in models]))) for h in range(H)],
             "var_floor": [float(np.mean(np.concatenate([_numpy(m.var_floor(h)) for m in models]))) for h in range(H)],
             "latent_scales": [

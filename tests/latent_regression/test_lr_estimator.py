@@ -396,10 +396,20 @@ def test_prediction_data_must_match_the_fit(fitted, data):
 def test_unseen_subject_uses_the_default_subject_parameters(fitted, data):
     X, y = data
     d = fitted.default_subject_params_
-    for name in ("scales", "offsets", "noise_variance"):
-        pooled = np.concatenate([getattr(fitted, name + "_")[sid] for sid in ("s0", "s1")])
-        assert d[name] == [pytest.approx(pooled.mean(), rel=1e-12)]
-    assert d["offsets"][0] != 0.0 and d["scales"][0] != 1.0  # learned per subject, so means are informative
+    pooled = np.concatenate([fitted.noise_variance_[sid] for sid in ("s0", "s1")])
+    assert d["noise_variance"] == [pytest.approx(pooled.mean(), rel=1e-12)]
+    # scale: the least-squares slope of all training neurons on their latent predictions z_j = t U_jᵀ
+    # together (each neuron's scale weighted by var z_j); offset: the mean intercept at that scale
+    c, o, z_mean, z_var = [], [], [], []
+    for s, sid in zip(X[:2], ("s0", "s1")):
+        P, U = fitted.predict_modes(s)
+        z = (s.x_groups()[0].astype(np.float64) @ P) @ U.T
+        c.append(fitted.scales_[sid]), o.append(fitted.offsets_[sid]), z_mean.append(z.mean(0)), z_var.append(z.var(0))
+    c, o, z_mean, z_var = map(np.concatenate, (c, o, z_mean, z_var))
+    scale = (z_var * c).sum() / z_var.sum()
+    assert d["scales"] == [pytest.approx(scale, rel=1e-4)]
+    assert d["offsets"] == [pytest.approx(np.mean(o + (c - scale) * z_mean), rel=1e-4, abs=1e-6)]
+    assert d["offsets"][0] != 0.0 and d["scales"][0] != 1.0  # learned per subject, so they are informative
     x = X[2].x_groups()[0]
     P, U = fitted.predict_modes(X[2])
     expected = (x @ P) @ U.T * d["scales"][0] + d["offsets"][0]
@@ -541,8 +551,10 @@ def test_standard_form_whitens_latents_and_leaves_predictions_unchanged(data, mo
     latents = np.vstack([z - z.mean(axis=0) for z in est.transform(X[:2])])
     np.testing.assert_allclose(latents.T @ latents / len(latents), np.eye(2), atol=1e-5)
     scales = np.concatenate([est.scales_[sid] for sid in ("s0", "s1")])
-    assert np.sqrt(np.mean(scales**2)) == pytest.approx(1.0, rel=1e-10)
     U = [est.predict_modes(s)[1] for s in X[:2]]
+    # rms of the scales, each neuron weighted by the variance of its latent prediction t U_jᵀ
+    signal = np.concatenate([((u @ np.cov(t, rowvar=False)) * u).sum(1) for u, t in zip(U, est.transform(X[:2]))])
+    assert np.sqrt((signal * scales**2).sum() / signal.sum()) == pytest.approx(1.0, rel=1e-8)
     loadings = np.vstack([u * est.scales_[sid][:, None] for u, sid in zip(U, ("s0", "s1"))])
     gram = loadings.T @ loadings
     assert abs(gram[0, 1]) <= 1e-8 * gram[0, 0] and gram[0, 0] >= gram[1, 1]
