@@ -31,8 +31,8 @@ latents computed from the true input function), the unseen neurons' modes from t
 function at their positions, and the population scale and offset ``c̄ = 1``, ``ō = 0`` (the
 means of the distributions that per-neuron scales and offsets are drawn from; a predictor of a
 neuron it has never seen cannot know its own scale or offset, and
-``MultiSubjectLatentRegressor`` predicts unseen subjects with the mean training scale and
-offset). What keeps it below 1 is the observation noise, the mode noise and the unseen
+``MultiSubjectLatentRegressor`` predicts unseen subjects with one population scale and
+offset, ``default_subject_params_``). What keeps it below 1 is the observation noise, the mode noise and the unseen
 neurons' own scales and offsets. ``oracle_ceiling`` adds the unseen neurons' true scales and
 offsets (``⊙ c + o``), for reference only.
 
