@@ -71,8 +71,8 @@ print(f"R² on the training subjects (in sample): {model.score(train, y[:2]):.4f
 # Predicting the unseen subject
 # -----------------------------
 # Subject ``s2`` was never part of the fit. Its prediction uses only its inputs and the
-# positions of its neurons; its scales and offsets are the averages over the training
-# subjects (``default_subject_params_``). The true model's R² on the same data is the
+# positions of its neurons; its scale and offset are those that best fit all training
+# neurons together (``default_subject_params_``). The true model's R² on the same data is the
 # ceiling set by the noise.
 
 (y_pred,) = model.predict([unseen])

@@ -24,6 +24,7 @@ from ._modules import (
     ModePredictorMLP,
     MultiSubjectLatentRegModule,
     SubjectModel,
+    apply_mapping,
     call_user,
     subject_key,
 )
@@ -33,6 +34,11 @@ from ._statistics import basis_statistics, column_moments, project_rows
 __all__ = ["LatentModelBuilding", "SubjectFitting", "pooled_scale"]
 
 MAX_SMOOTHED_INPUTS = 2000  # input neurons per subject: an eigendecomposition of this size each
+
+
+def _covariance(rows):
+    """Covariance (K, K) of the rows of an (n, K) array, normalised by n."""
+    return np.atleast_2d(np.cov(rows, rowvar=False, bias=True))
 
 
 def _weighted_rms(values, weights):
@@ -369,9 +375,11 @@ class LatentModelBuilding:
                 # each neuron weighted by the variance of its latent prediction U_j t: a neuron whose
                 # predicted loading is near 0 has an arbitrary scale, and must not set the others'
                 signal = np.concatenate(
-                    [((_numpy(U[g]) @ np.cov(lat, rowvar=False).reshape(lat.shape[1], -1)) * _numpy(U[g])).sum(axis=1)
-                     for (_, U), lat in zip(modes, latents)]
-                )  # fmt: skip
+                    [
+                        len(lat) * ((_numpy(U[g]) @ _covariance(lat)) * _numpy(U[g])).sum(axis=1)
+                        for (_, U), lat in zip(modes, latents)
+                    ]
+                )
                 kappa = _weighted_rms(scales, signal) or 1.0
                 centred = np.vstack([lat - lat.mean(axis=0) for lat in latents])
                 cov = centred.T @ centred / max(len(centred), 1)
@@ -439,11 +447,10 @@ class SubjectFitting:
             self.module_.add_subject(subject.subject_id, model)
             self.subject_ids_ = [*self.subject_ids_, subject.subject_id]
             self._grouped_y = [*self._grouped_y, subject._grouped_y]
-        if getattr(self, "_signal", None) is not None:
-            if known:
-                self._signal[[subject_key(i) for i in self.subject_ids_].index(key)] = signal
-            else:
-                self._signal = [*self._signal, signal]
+        ids = [subject_key(i) for i in self.subject_ids_]
+        if getattr(self, "_signal", None) is not None and key in ids:  # aligned with subject_ids_
+            at = ids.index(key)
+            self._signal = [*self._signal[:at], signal, *self._signal[at + 1 :]]
         self._store_attributes()
         return self
 
@@ -463,14 +470,34 @@ class SubjectFitting:
         return [_numpy(z) for z in z_groups], saved
 
     def _signal_moments(self, model, subject, module=None):
-        """Per output group, each neuron's mean and variance over samples of its latent prediction
-        ``z_j`` (unit scale, no offset), stacked as (2, n_outputs): what :func:`pooled_scale` weighs
-        by, and what sets the population offset at that scale."""
-        z_groups, _ = self._unit_predictions(model, subject, module)
+        """Per output group, (3, n_outputs): each neuron's mean and variance over samples of its
+        latent prediction ``z_j = t U_jᵀ`` (the mean before scale, offset and direct maps), and
+        the subject's number of samples: what :func:`pooled_scale` weighs by and what sets the
+        population offset at that scale.
+
+        From the latents' mean and covariance (``z̄_j = U_j t̄``, ``var z_j = U_j Cov(t) U_jᵀ``):
+        the latents come from ``x`` in row blocks, so no (n, e) array and no whole copy of ``x``.
+        """
+        module = self.module_ if module is None else module
+        param = next(module.parameters())
+        device, dtype = param.device, param.dtype
+        with torch.no_grad():
+            P, U = module.modes(model, *self._tensors(subject, device, dtype))
+            latents = [
+                torch.as_tensor(project_rows(xg, _numpy(pg).astype(np.float64)), device=device, dtype=dtype)
+                for xg, pg in zip(subject.x_groups(), P)
+            ]
+            if "latent_affine" in self.subject_params:
+                latents = [
+                    lg * a.to(device).abs() + b.to(device)
+                    for lg, a, b in zip(latents, model.latent_scales, model.latent_offsets)
+                ]
+            targets = apply_mapping(module.mapping, latents, len(U))
         moments = []
-        for z in z_groups:
-            mean, sum_sq, _ = column_moments(z)  # float64 accumulation over row blocks: no float64 copy of z
-            moments.append(np.stack([mean, sum_sq / max(len(z), 1)]))
+        for t, u in zip(targets, U):
+            t, u = _numpy(t).astype(np.float64), _numpy(u).astype(np.float64)
+            n = np.full(len(u), float(len(t)))
+            moments.append(np.stack([u @ t.mean(axis=0), ((u @ _covariance(t)) * u).sum(axis=1), n]))
         return moments
 
     def _fit_subject_closed_form(self, model, subject, ys, module=None):

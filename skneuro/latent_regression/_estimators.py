@@ -145,12 +145,14 @@ class MultiSubjectLatentRegressor(
     latent_scales_, latent_offsets_ : dict
         Per training subject: an array (K,) per input group.
     default_subject_params_ : dict
-        Parameters used for subjects not seen in training: means over the training
-        subjects' neurons, except the scale and offset: the scale is the one that best
-        predicts all training neurons together (each neuron's scale weighted by the
-        variance of its latent prediction, so that a neuron whose predicted loading is
-        near 0, and whose own scale is therefore arbitrary, does not set it), the offset
-        the mean intercept at that scale.
+        Parameters used for subjects not seen in training. Noise variances: the mean over
+        training neurons; latent affine: the mean over training subjects; scale: the one
+        scale that best predicts all training neurons together, the least-squares slope of
+        their outputs on their latent predictions ``z_j`` (each neuron's scale weighted by
+        the spread of its ``z_j`` over samples, so that a neuron whose predicted loading
+        is near 0, and whose own scale is therefore arbitrary, does not set it); offset:
+        the mean intercept at that scale. (A model saved before these weights were
+        recorded uses the plain means of scales and offsets.)
     device_placement_ : dict
         Subject index (fit order) -> index into the device list.
     mapping_weight_ : ndarray of shape (G·K, H·K)
@@ -181,7 +183,8 @@ class MultiSubjectLatentRegressor(
     rate, which at 1e-2 throws the bump magnitudes far off.
 
     With the identity mapping and no latent affine, the fit ends in a standard form (the
-    K×K rotations ``p_mix``/``u_mix`` of the module): unit rms scales, identity covariance of
+    K×K rotations ``p_mix``/``u_mix`` of the module): scales of unit rms (each neuron weighted
+    by the variance of its latent prediction), identity covariance of
     the pooled training latents, orthogonal pooled ``U ⊙ c`` columns by decreasing norm,
     and a positive largest entry in each U column. Predictions are unchanged by it.
 
@@ -423,6 +426,7 @@ class MultiSubjectLatentRegressor(
             self._smooth_output_modes(module, subjects, ys)
         if isinstance(module.mapping, IdentityMapping) and "latent_affine" not in self.subject_params:
             self._standardise(module, subjects)
+        signal = [self._signal_moments(module.subject(s.subject_id), s, module) for s in subjects]
         # Fitted attributes are set together, only once everything above has succeeded.
         self.module_, self.device_ = module, (devices if isinstance(self.device, (list, tuple)) else device)
         self.device_placement_ = placement
@@ -430,7 +434,7 @@ class MultiSubjectLatentRegressor(
         self.n_input_groups_, self.n_output_groups_ = subjects[0].n_input_groups, subjects[0].n_output_groups
         self.n_properties_ = next((s.n_properties for s in subjects if s.n_properties is not None), None)
         self._grouped_y = [s._grouped_y for s in subjects]
-        self._signal = [self._signal_moments(module.subject(s.subject_id), s, module) for s in subjects]
+        self._signal = signal
         self.loss_curve_, self.n_iter_, self.n_updates_ = result.loss_curve, result.n_iter, result.n_updates
         self._store_attributes()
         self._store_validation(result)
@@ -549,10 +553,14 @@ class MultiSubjectLatentRegressor(
             for h in range(H):
                 c = np.concatenate([_numpy(m.scales[h]) for m in models])
                 o = np.concatenate([_numpy(m.offsets[h]) for m in models])
-                z_mean, z_var = np.concatenate([v[h] for v in signal], axis=1)
-                scales.append(pooled_scale(c, z_var))
-                # the mean intercept at that scale: each neuron's mean output is c_j z̄_j + o_j
-                offsets.append(float(np.mean(o + (c - scales[-1]) * z_mean)))
+                z_mean, z_var, n = np.concatenate([v[h] for v in signal], axis=1)
+                if "offsets" in self.subject_params:
+                    scales.append(pooled_scale(c, n * z_var))
+                    # the mean intercept at that scale: each neuron's mean output is c_j z̄_j + o_j
+                    offsets.append(float(np.mean(o + (c - scales[-1]) * z_mean)))
+                else:  # slopes through the origin: weights Σ_t z² = n (var + mean²); offsets stay as trained
+                    scales.append(pooled_scale(c, n * (z_var + z_mean**2)))
+                    offsets.append(float(np.mean(o)))
         else:
             scales, offsets = pooled("scales"), pooled("offsets")
         self.default_subject_params_ = {

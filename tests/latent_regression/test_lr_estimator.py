@@ -698,3 +698,70 @@ def test_the_start_has_unit_scales_and_data_driven_offsets_and_variances():
         np.testing.assert_array_equal(model.scales[0].detach().numpy(), 1.0)
         np.testing.assert_allclose(model.offsets[0].detach().numpy(), v.mean(axis=0), rtol=1e-12)
         np.testing.assert_allclose(model.psi(0).detach().numpy(), v.var(axis=0), rtol=1e-6)
+
+
+def _latent_predictions(est, s):
+    """z = t Uᵀ of a subject (unit scales, zero offsets, no direct maps), float64."""
+    P, U = est.predict_modes(s)
+    return (s.x_groups()[0].astype(np.float64) @ P) @ U.T
+
+
+def test_default_scale_is_the_pooled_least_squares_slope(data):
+    """After closed-form per-neuron fits (fit_subject), the new-subject scale and offset are exactly the
+    common slope and mean intercept of all training neurons regressed together on their latent predictions;
+    a subject whose parameters were refitted replaces its own weights (not appended)."""
+    X, y = data
+    est = MultiSubjectLatentRegressor(**FAST).fit(X[:2], y[:2])
+    for s, y_s in zip(X[:2], y[:2]):
+        est.fit_subject(s, y_s)
+    assert len(est._signal) == 2
+    z = [_latent_predictions(est, s) for s in X[:2]]
+    zc = np.concatenate([zi - zi.mean(0) for zi in z], axis=1)
+    yc = np.concatenate([yi - yi.mean(0) for yi in y[:2]], axis=1)
+    slope = (zc * yc).sum() / (zc**2).sum()
+    intercept = np.mean(np.concatenate([yi.mean(0) - slope * zi.mean(0) for yi, zi in zip(y[:2], z)]))
+    assert est.default_subject_params_["scales"][0] == pytest.approx(slope, rel=1e-4)
+    assert est.default_subject_params_["offsets"][0] == pytest.approx(intercept, rel=1e-4, abs=1e-5)
+
+
+def test_a_neuron_with_an_arbitrary_scale_does_not_move_the_default_scale(data):
+    """A training neuron whose latent prediction hardly varies (its variance set to 1e-9 of the mean,
+    as for a predicted loading near 0) is given the scale -1000: the plain mean of the scales moves by
+    ~1000/n_neurons, the pooled scale by at most 1e-9 · 1001 / n_neurons of it."""
+    X, y = data
+    est = MultiSubjectLatentRegressor(**FAST).fit(X[:2], y[:2])
+    signal = est._signal[0][0]
+    signal[1, 0] = 1e-9 * np.mean(np.concatenate([m[0][1] for m in est._signal]))
+    est._store_attributes()
+    before = est.default_subject_params_["scales"][0]
+    n_neurons = sum(m[0].shape[1] for m in est._signal)
+    with torch.no_grad():
+        est.module_.subject(est.subject_ids_[0]).scales[0][0] = -1000.0
+    est._store_attributes()
+    plain = np.mean(np.concatenate([est.scales_[s] for s in est.subject_ids_]))
+    assert plain < before - 500.0 / n_neurons  # what the plain mean would do
+    assert abs(est.default_subject_params_["scales"][0] - before) < 1e-9 * 1001.0 * 2
+
+
+def test_scales_without_offsets_pool_through_the_origin(data):
+    """subject_params=("scales",): slopes through the origin (weights Σ z²), and the offsets stay 0."""
+    X, y = data
+    est = MultiSubjectLatentRegressor(**FAST, subject_params=("scales",)).fit(X[:2], y[:2])
+    for s, y_s in zip(X[:2], y[:2]):
+        est.fit_subject(s, y_s)
+    z = np.concatenate([_latent_predictions(est, s) for s in X[:2]], axis=1)
+    yy = np.concatenate(y[:2], axis=1)
+    assert est.default_subject_params_["scales"][0] == pytest.approx((z * yy).sum() / (z**2).sum(), rel=1e-4)
+    assert est.default_subject_params_["offsets"] == [0.0]
+
+
+def test_fit_subject_after_a_warm_refit_without_that_subject(data):
+    """fit_subject(s2), a warm refit on s0 and s1, then fit_subject(s2) again: no error, and the
+    defaults still come from the subjects listed in subject_ids_."""
+    X, y = data
+    est = MultiSubjectLatentRegressor(**FAST).fit(X[:2], y[:2])
+    est.fit_subject(X[2], y[2])
+    est.set_params(warm_start=True).fit(X[:2], y[:2])
+    est.fit_subject(X[2], y[2])
+    assert len(est._signal) == len(est.subject_ids_)
+    assert np.isfinite(est.default_subject_params_["scales"][0])

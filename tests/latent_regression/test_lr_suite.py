@@ -152,7 +152,5 @@ def test_a_neuron_predicted_near_zero_does_not_set_the_population_scale():
     case = dataclasses.replace(suite.SUITE[4], seed=1052)
     data = suite.make_case(case)
     est = MultiSubjectLatentRegressor(case.n_modes, random_state=0).fit(data["X_train"], data["y_train"])
-    scales = np.concatenate([est.scales_[sid] for sid in est.subject_ids_])
-    assert np.abs(scales).max() > 100 * np.median(np.abs(scales))  # the arbitrary neuron is there
     assert 0.5 < est.default_subject_params_["scales"][0] < 2.0
     assert est.score([data["X_test"]], [data["y_test"]]) >= data["ceiling"] - 0.015
