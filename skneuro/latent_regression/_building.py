@@ -414,7 +414,8 @@ class SubjectFitting:
     def fit_subject(self, subject, y):
         """Fit one subject's own parameters with the shared predictors and mapping frozen.
 
-        A subject new to the model is added to it. With ``subject_params`` within
+        A subject new to the model is added to it and to ``subject_ids_`` (so is one that a
+        warm refit left out). With ``subject_params`` within
         {"scales", "offsets"} and no direct pairs the fit is closed form: per neuron, the
         least-squares line of ``y_j`` on its latent prediction ``z_j = t U_jᵀ`` (slope c_j
         and intercept o_j where learned), and ψ_j the residual variance (at least
@@ -445,10 +446,16 @@ class SubjectFitting:
         signal = self._signal_moments(model, subject)
         if not known:
             self.module_.add_subject(subject.subject_id, model)
+        ids = [subject_key(i) for i in self.subject_ids_]
+        if key not in ids:
+            # new, or kept in the module but left out of a warm refit: listed again, now fitted
+            # to the current shared predictors
             self.subject_ids_ = [*self.subject_ids_, subject.subject_id]
             self._grouped_y = [*self._grouped_y, subject._grouped_y]
-        ids = [subject_key(i) for i in self.subject_ids_]
-        if getattr(self, "_signal", None) is not None and key in ids:  # aligned with subject_ids_
+            if getattr(self, "_signal", None) is not None:
+                self._signal = [*self._signal, None]
+            ids.append(key)
+        if getattr(self, "_signal", None) is not None:  # aligned with subject_ids_
             at = ids.index(key)
             self._signal = [*self._signal[:at], signal, *self._signal[at + 1 :]]
         self._store_attributes()

@@ -756,12 +756,20 @@ def test_scales_without_offsets_pool_through_the_origin(data):
 
 
 def test_fit_subject_after_a_warm_refit_without_that_subject(data):
-    """fit_subject(s2), a warm refit on s0 and s1, then fit_subject(s2) again: no error, and the
-    defaults still come from the subjects listed in subject_ids_."""
+    """fit_subject(s2), a warm refit on s0 and s1 (which lists only them), then fit_subject(s2)
+    again: s2 is listed again, and the defaults pool all three, as after the first fit_subject."""
     X, y = data
     est = MultiSubjectLatentRegressor(**FAST).fit(X[:2], y[:2])
     est.fit_subject(X[2], y[2])
     est.set_params(warm_start=True).fit(X[:2], y[:2])
+    assert [str(i) for i in est.subject_ids_] == [str(s.subject_id) for s in X[:2]]
+    two = est.default_subject_params_["scales"][0]
     est.fit_subject(X[2], y[2])
-    assert len(est._signal) == len(est.subject_ids_)
-    assert np.isfinite(est.default_subject_params_["scales"][0])
+    assert [str(i) for i in est.subject_ids_] == [str(s.subject_id) for s in X[:3]]
+    assert len(est._signal) == len(est.subject_ids_) == len(est._grouped_y) == 3
+    # the listed subjects' pooled slope: recomputed from the stored moments of all three
+    scales = [est.module_.subject(s.subject_id).scales[0].detach().cpu().numpy() for s in X[:3]]
+    n_var = [n * v for _, v, n in (sig[0] for sig in est._signal)]
+    expected = sum((w * c).sum() for w, c in zip(n_var, scales)) / sum(w.sum() for w in n_var)
+    assert est.default_subject_params_["scales"][0] == pytest.approx(expected, rel=1e-6)
+    assert est.default_subject_params_["scales"][0] != pytest.approx(two, rel=1e-9)
