@@ -71,6 +71,33 @@ def pooled_scale(scales, signal_variances):
     return float(np.sum(weights * scales) / total) if total > 0 else float(np.mean(scales))
 
 
+def latent_metric(covariance):
+    """``L`` with ``L Lᵀ`` the latents' covariance: loadings ``U L`` measure errors as predictions do.
+
+    A neuron's prediction is ``t uᵀ``; an error ``δ`` in its loadings moves it by ``t δᵀ``,
+    of mean square ``δ Cov(t) δᵀ = ‖δ L‖²``. So smoothing ``U L`` (and mapping the result
+    back by ``L⁻¹``) weighs errors by what they cost, whatever the latents' basis. The
+    identity where the covariance is not positive definite (a constant latent).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skneuro.latent_regression._building import latent_metric
+    >>> L = latent_metric(np.array([[4.0, 0.0], [0.0, 0.25]]))
+    >>> L.tolist()
+    [[2.0, 0.0], [0.0, 0.5]]
+    """
+    covariance = np.asarray(covariance, dtype=np.float64)
+    try:
+        metric = np.linalg.cholesky((covariance + covariance.T) / 2)
+    except np.linalg.LinAlgError:
+        return np.eye(len(covariance))
+    diagonal = np.abs(np.diag(metric))
+    if not np.isfinite(metric).all() or diagonal.min() <= 1e-8 * diagonal.max():
+        return np.eye(len(covariance))
+    return metric
+
+
 class LatentModelBuilding:
     """Builds the torch model of a fit and puts it in standard form (estimator mixin)."""
 
@@ -322,17 +349,19 @@ class LatentModelBuilding:
         )
 
     def _smooth_output_modes(self, module, subjects, ys):
-        """Output predictor := GP posterior mean of the training neurons' modes; per-neuron parts refitted.
+        """Output predictor := smoothed training neurons' modes; per-neuron parts refitted.
 
         Each training neuron's mode is its least-squares loading on its subject's centred
         latents (:func:`least_squares_modes`); the new predictor is :func:`smooth_modes` of
-        them, stored as at most 1,000 bumps centred on training neurons (cost linear in
-        their number). Scales, offsets and noise variances are then refitted in closed
-        form, as ``fit_subject`` does.
+        them (a GP posterior mean stored as at most 1,000 bumps centred on training neurons,
+        or free bumps where those predict held-out neurons better; cost linear in their
+        number). The modes are smoothed in the latents' metric (:func:`latent_metric`), so
+        that an error counts by how much it moves a prediction. Scales, offsets and noise
+        variances are then refitted in closed form, as ``fit_subject`` does.
         """
         param = next(module.parameters())
         device, dtype = param.device, param.dtype
-        positions, loadings = [], []
+        positions, loadings, scatter, n_samples = [], [], 0.0, 0
         with torch.no_grad():
             for s, (y_s,) in zip(subjects, ys):
                 model = module.subject(s.subject_id)
@@ -341,11 +370,15 @@ class LatentModelBuilding:
                 (P,), _ = module.modes(model, in_props, out_props)
                 latents = project_rows(x, _numpy(P))  # row blocks: a memmap is not loaded whole
                 (t,) = module.mapping([torch.as_tensor(latents, device=device, dtype=dtype)])
-                loadings.append(least_squares_modes(_numpy(t), y_s))
+                t = _numpy(t).astype(np.float64)
+                loadings.append(least_squares_modes(t, y_s))
                 positions.append(s.property_groups()[1][0])
+                scatter, n_samples = scatter + _covariance(t) * len(t), n_samples + len(t)
+        metric = latent_metric(scatter / max(n_samples, 1))
         centres, widths, magnitudes = smooth_modes(
-            np.vstack(positions), np.vstack(loadings), random_state=self._smoothing_seed()
+            np.vstack(positions), np.vstack(loadings) @ metric, random_state=self._smoothing_seed()
         )
+        magnitudes = magnitudes @ np.linalg.inv(metric)
         u_mix = _numpy(module.u_mix_0)  # the buffer u_mix is applied after the predictor
         module.output_predictors[0] = self._bumps_like(
             module.output_predictors[0], centres, widths, magnitudes @ np.linalg.inv(u_mix)

@@ -47,10 +47,13 @@ like any bump predictor.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize, minimize_scalar
 
+from . import _free_bumps
 from ._statistics import column_moments
 
 __all__ = ["least_squares_fit", "least_squares_modes", "smooth_modes"]
@@ -228,8 +231,11 @@ def _subset_of_regressors(positions, modes, centres, widths, ratio):
     return to_features @ np.linalg.solve(normal, rhs)
 
 
-def smooth_modes(positions, modes, *, random_state=0, max_centres=_MAX_CENTRES):
+def smooth_modes(positions, modes, *, random_state=0, max_centres=_MAX_CENTRES, free_bumps=True):
     """Gaussian-process posterior mean of ``modes`` as a function of ``positions``, as bumps.
+
+    With ``free_bumps``, free bumps replace it where they predict held-out neurons better
+    (:mod:`._free_bumps`).
 
     Parameters
     ----------
@@ -240,13 +246,16 @@ def smooth_modes(positions, modes, *, random_state=0, max_centres=_MAX_CENTRES):
         and the inducing centres (when there are more than ``max_centres``).
     max_centres : int, default=1000
         Most inducing centres M, hence bumps. Time is O(n_neurons · M²), memory O(M²).
+    free_bumps : bool, default=True
+        Choose between the process and free bumps on held-out neurons
+        (:func:`._free_bumps.free_bumps`; errors summed over the K columns).
 
     Returns
     -------
     centres : ndarray of shape (M, q)
-        Bump centres: ``min(n_neurons, max_centres)`` of the positions.
+        Bump centres: ``min(n_neurons, max_centres)`` of the positions, or the free bumps'.
     widths : ndarray of shape (M, q)
-        ``ℓ_d · span_d`` per property, the same for every bump.
+        ``ℓ_d · span_d`` per property, the same for every bump; free bumps have their own.
     magnitudes : ndarray of shape (M, K)
         Bump heights ``β``.
 
@@ -273,7 +282,14 @@ def smooth_modes(positions, modes, *, random_state=0, max_centres=_MAX_CENTRES):
     widths = lengths * span
     centres = positions.copy() if n <= max_centres else positions[np.sort(order[:max_centres])]
     magnitudes = _subset_of_regressors(positions, modes, centres, widths, s2 / a2)
-    return centres, np.tile(widths, (len(centres), 1)), magnitudes
+    process = centres, np.tile(widths, (len(centres), 1)), magnitudes
+    if not free_bumps:
+        return process
+    found = _free_bumps.free_bumps(
+        positions, modes, partial(smooth_modes, random_state=random_state, max_centres=max_centres, free_bumps=False),
+        random_state=random_state,
+    )  # fmt: skip
+    return process if found is None else found
 
 
 def _features(points, centres, widths, to_features):

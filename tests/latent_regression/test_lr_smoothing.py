@@ -43,8 +43,8 @@ def test_fewer_centres_match_the_exact_mean():
     """
     q, _, u = _draw(1500)
     new = np.random.default_rng(1).uniform(size=(2000, 3))
-    exact = _bumps(new, *smooth_modes(q, u, max_centres=1500))
-    centres, widths, heights = smooth_modes(q, u, max_centres=300)
+    exact = _bumps(new, *smooth_modes(q, u, max_centres=1500, free_bumps=False))
+    centres, widths, heights = smooth_modes(q, u, max_centres=300, free_bumps=False)
     assert len(centres) == 300
     approx = _bumps(new, centres, widths, heights)
     assert np.sqrt(np.mean((approx - exact) ** 2)) <= 1e-3 * np.sqrt(np.mean(exact**2))
@@ -61,7 +61,7 @@ def test_cost_is_bounded_by_the_centres_not_the_neurons():
     q, _, u = _draw(5000, k=2)
     tracemalloc.start()
     try:
-        centres, widths, heights = smooth_modes(q, u)
+        centres, widths, heights = smooth_modes(q, u, free_bumps=False)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -110,7 +110,7 @@ def test_each_property_gets_its_own_length(kind, function):
     rng = np.random.default_rng(0)
     q, new = rng.uniform(size=(300, 3)), rng.uniform(size=(2000, 3))
     u = function(q) + 0.1 * function(q).std() * rng.normal(size=(300, 1))
-    centres, widths, heights = smooth_modes(q, u)
+    centres, widths, heights = smooth_modes(q, u, free_bumps=False)
     span = q.max(axis=0) - q.min(axis=0)
     truth = function(new)
     error = np.mean((_bumps(new, centres, widths, heights) - truth) ** 2) / truth.var()
@@ -129,7 +129,7 @@ def test_noise_free_modes_give_a_predictor_float32_can_evaluate():
     rng = np.random.default_rng(1)
     f = lambda r: (r[:, :1] - 0.3) ** 2 + r[:, 1:2] * r[:, :1]  # noqa: E731
     q, new = rng.uniform(size=(600, 3)), rng.uniform(0.05, 0.95, size=(2000, 3))
-    centres, widths, heights = smooth_modes(q, f(q))
+    centres, widths, heights = smooth_modes(q, f(q), free_bumps=False)
     truth = f(new)
     as32 = [a.astype(np.float32) for a in (new, centres, widths, heights)]
     error32 = np.sqrt(np.mean((_cross_gram(as32[0], as32[1], as32[2][0]) @ as32[3] - truth) ** 2) / truth.var())

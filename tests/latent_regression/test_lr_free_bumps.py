@@ -1,0 +1,130 @@
+"""Free bumps for the output modes (``_free_bumps``) and the latents' metric they are chosen in."""
+
+import numpy as np
+import pytest
+
+from skneuro.latent_regression._building import latent_metric
+from skneuro.latent_regression._free_bumps import free_bumps, grow_bumps
+from skneuro.latent_regression._smoothing import smooth_modes
+
+
+def _bumps(points, centres, widths, heights):
+    return np.exp(-(((points[:, None] - centres[None]) / widths[None]) ** 2).sum(-1)) @ heights
+
+
+CENTRES = np.array([[0.3, 0.6, 0.5], [0.7, 0.3, 0.4]])
+WIDTHS = np.array([[0.08, 0.1, 0.12], [0.3, 0.25, 0.35]])  # one sharp, one broad
+HEIGHTS = np.array([[1.0, -0.5], [-0.6, 1.2]])  # (bumps, modes): both modes share the two bumps
+
+
+@pytest.fixture(scope="module")
+def sharp_and_broad():
+    rng = np.random.default_rng(0)
+    q = rng.uniform(size=(500, 3))
+    return q, _bumps(q, CENTRES, WIDTHS, HEIGHTS)
+
+
+def test_two_bumps_are_recovered(sharp_and_broad):
+    """Noise-free modes made of two shared bumps: two free bumps find their centres, widths
+    and heights."""
+    q, modes = sharp_and_broad
+    centres, widths, heights, scores = grow_bumps(q, modes, 2, ridge=1e-9)
+    assert scores.size == 0
+    order = np.argsort(widths[:, 0])  # sharp first, as in CENTRES
+    np.testing.assert_allclose(centres[order], CENTRES, atol=2e-3)
+    np.testing.assert_allclose(widths[order], WIDTHS, rtol=2e-2)
+    np.testing.assert_allclose(heights[order], HEIGHTS, rtol=2e-2, atol=2e-3)
+    test = np.random.default_rng(1).uniform(size=(300, 3))
+    error = _bumps(test, centres, widths, heights) - _bumps(test, CENTRES, WIDTHS, HEIGHTS)
+    assert np.sqrt(np.mean(error**2)) < 1e-2 * np.sqrt(np.mean(modes**2))
+
+
+def test_the_held_out_path_returns_its_best_number_of_bumps(sharp_and_broad):
+    q, modes = sharp_and_broad
+    noisy = modes + 0.05 * np.random.default_rng(2).normal(size=modes.shape)
+    centres, widths, heights, scores = grow_bumps(q[:400], noisy[:400], 30, held_out=(q[400:], noisy[400:]))
+    assert len(centres) == int(np.argmin(scores)) + 1 == len(heights)
+    assert len(scores) < 30  # it stopped 6 bumps after its best
+    assert len(scores) - len(centres) == 6
+    # the held-out score of the returned bumps is the best one
+    held = ((_bumps(q[400:], centres, widths, heights) - noisy[400:]) ** 2).sum(1).mean()
+    assert held == pytest.approx(scores.min(), rel=1e-9)
+
+
+def test_a_vector_target_gives_vector_heights(sharp_and_broad):
+    q, modes = sharp_and_broad
+    _, _, heights, _ = grow_bumps(q, modes[:, 0], 3)
+    assert heights.shape == (3,)
+
+
+def test_free_bumps_are_chosen_for_sharp_and_broad_features_and_predict_better(sharp_and_broad):
+    """Modes with a sharp and a broad bump, 7.5 % noise: the process's one length per
+    property fits neither; free bumps are chosen and predict new neurons better (measured:
+    error 0.055 against the process's 0.134, as a fraction of the modes' rms; 0.022 with a
+    ridge of 1e-6 instead of 1e-3, which made the suite's fits several times slower)."""
+    q, modes = sharp_and_broad
+    noisy = modes + 0.075 * np.sqrt(np.mean(modes**2)) * np.random.default_rng(3).normal(size=modes.shape)
+    process = smooth_modes(q, noisy, free_bumps=False)
+    found = free_bumps(q, noisy, lambda p, m: smooth_modes(p, m, free_bumps=False))
+    assert found is not None
+    test = np.random.default_rng(4).uniform(size=(2000, 3))
+    truth = _bumps(test, CENTRES, WIDTHS, HEIGHTS)
+    rms = np.sqrt(np.mean(truth**2))
+    free_error = np.sqrt(np.mean((_bumps(test, *found) - truth) ** 2)) / rms
+    process_error = np.sqrt(np.mean((_bumps(test, *process) - truth) ** 2)) / rms
+    assert free_error < 0.5 * process_error, (free_error, process_error)
+    # smooth_modes makes the same choice
+    c, w, m = smooth_modes(q, noisy)
+    np.testing.assert_allclose(_bumps(test, c, w, m), _bumps(test, *found), rtol=1e-8, atol=1e-10)
+
+
+def test_the_process_is_kept_for_waves():
+    rng = np.random.default_rng(5)
+    q = rng.uniform(size=(500, 3))
+    modes = np.c_[np.sin(2 * np.pi * q @ [0.8, 0.3, -0.5]), np.cos(2 * np.pi * q @ [-0.2, 0.9, 0.4])]
+    noisy = modes + 0.05 * rng.normal(size=modes.shape)
+    assert free_bumps(q, noisy, lambda p, m: smooth_modes(p, m, free_bumps=False)) is None
+    c, w, m = smooth_modes(q, noisy)
+    expected = smooth_modes(q, noisy, free_bumps=False)
+    for a, b in zip((c, w, m), expected):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fewer_than_50_neurons_keep_the_process(sharp_and_broad):
+    q, modes = sharp_and_broad
+    assert free_bumps(q[:49], modes[:49], lambda p, m: smooth_modes(p, m, free_bumps=False)) is None
+
+
+@pytest.mark.parametrize("kind", ["free bumps", "process"])
+def test_smoothing_is_equivariant_to_a_rotation_of_the_modes(sharp_and_broad, kind):
+    """Errors are summed over the modes, so an orthogonal change of basis of the modes (what a
+    change of latent basis is once the modes are in the latents' metric) rotates the result
+    and changes nothing else: smooth(U O) = smooth(U) O."""
+    q, modes = sharp_and_broad
+    rng = np.random.default_rng(6)
+    if kind == "process":
+        modes = np.c_[np.sin(2 * np.pi * q @ [0.8, 0.3, -0.5]), np.cos(2 * np.pi * q @ [-0.2, 0.9, 0.4])]
+    noisy = modes + 0.05 * rng.normal(size=modes.shape)
+    rotation, _ = np.linalg.qr(rng.normal(size=(2, 2)))
+    test = rng.uniform(size=(400, 3))
+    plain = _bumps(test, *smooth_modes(q, noisy))
+    rotated = _bumps(test, *smooth_modes(q, noisy @ rotation))
+    assert (len(smooth_modes(q, noisy)[0]) < 100) == (kind == "free bumps")
+    np.testing.assert_allclose(rotated, plain @ rotation, atol=1e-5 * np.abs(plain).max())
+
+
+def test_latent_metric_is_the_cholesky_factor_and_weighs_errors_as_predictions_do():
+    rng = np.random.default_rng(7)
+    t = rng.normal(size=(5000, 2)) @ np.array([[2.0, 0.0], [1.5, 0.3]])
+    covariance = np.cov(t, rowvar=False, bias=True)
+    L = latent_metric(covariance)
+    np.testing.assert_allclose(L @ L.T, covariance, rtol=1e-12)
+    assert np.allclose(L, np.tril(L))
+    delta = np.array([0.1, -0.4])  # an error in one neuron's loadings
+    t_centred = t - t.mean(axis=0)
+    assert np.mean((t_centred @ delta) ** 2) == pytest.approx(np.sum((delta @ L) ** 2), rel=1e-10)
+
+
+@pytest.mark.parametrize("covariance", [np.zeros((2, 2)), np.array([[1.0, 1.0], [1.0, 1.0]]), np.full((2, 2), np.nan)])
+def test_latent_metric_of_a_degenerate_covariance_is_the_identity(covariance):
+    np.testing.assert_array_equal(latent_metric(covariance), np.eye(2))
