@@ -33,6 +33,7 @@ from ._statistics import basis_statistics, column_moments, project_rows
 
 __all__ = ["LatentModelBuilding", "SubjectFitting", "pooled_scale"]
 
+_METRIC_FLOOR = 1e-6  # of the latents' mean variance, added to the covariance's diagonal (latent_metric)
 MAX_SMOOTHED_INPUTS = 2000  # input neurons per subject: an eigendecomposition of this size each
 
 
@@ -77,25 +78,29 @@ def latent_metric(covariance):
     A neuron's prediction is ``t uᵀ``; an error ``δ`` in its loadings moves it by ``t δᵀ``,
     of mean square ``δ Cov(t) δᵀ = ‖δ L‖²``. So smoothing ``U L`` (and mapping the result
     back by ``L⁻¹``) weighs errors by what they cost, whatever the latents' basis. The
-    identity where the covariance is not positive definite (a constant latent).
+    covariance's diagonal is raised by 1e-6 of its mean (a latent that barely varies
+    still gets a bounded ``L⁻¹``); the identity where it is not finite or zero.
 
     Examples
     --------
     >>> import numpy as np
     >>> from skneuro.latent_regression._building import latent_metric
     >>> L = latent_metric(np.array([[4.0, 0.0], [0.0, 0.25]]))
-    >>> L.tolist()
+    >>> np.round(L, 4).tolist()
     [[2.0, 0.0], [0.0, 0.5]]
     """
     covariance = np.asarray(covariance, dtype=np.float64)
+    K = len(covariance)
+    scale = float(np.trace(covariance)) / max(K, 1)
+    if not (np.isfinite(covariance).all() and scale > 0):
+        return np.eye(K)
+    # a floor of 1e-6 of the mean variance: L⁻¹ (which maps the smoothed modes back) stays
+    # within 1e3 of the latents' scale, for a float32 predictor
+    floored = (covariance + covariance.T) / 2 + _METRIC_FLOOR * scale * np.eye(K)
     try:
-        metric = np.linalg.cholesky((covariance + covariance.T) / 2)
+        return np.linalg.cholesky(floored)
     except np.linalg.LinAlgError:
-        return np.eye(len(covariance))
-    diagonal = np.abs(np.diag(metric))
-    if not np.isfinite(metric).all() or diagonal.min() <= 1e-8 * diagonal.max():
-        return np.eye(len(covariance))
-    return metric
+        return np.eye(K)
 
 
 class LatentModelBuilding:
@@ -330,22 +335,27 @@ class LatentModelBuilding:
     def _bumps_like(old, centres, widths, magnitudes):
         """A float64 :class:`SumOfBumpFcns` of these bumps, with the bounds of the predictor it replaces.
 
-        The width bounds are widened to hold the smoothing's widths (a property the modes
-        ignore gets widths of up to 100 ranges), so that further training starts where
-        the smoothing left the predictor.
+        The bounds are widened to hold the smoothing's widths (a property the modes ignore
+        gets widths of up to 100 ranges) and centres (a free bump's centre may lie outside
+        the training neurons' range), so that further training starts where the smoothing
+        left the predictor.
         """
         t = {"dtype": torch.float64}
-        w_bounds = None
-        if old.w_bounds is not None:
-            w_bounds = old.w_bounds.detach().to(torch.float64).cpu().clone()
-            w_bounds[0] = torch.minimum(w_bounds[0], torch.as_tensor(widths.min(axis=0), **t))
-            w_bounds[1] = torch.maximum(w_bounds[1], torch.as_tensor(widths.max(axis=0), **t))
+
+        def widened(bounds, values):
+            if bounds is None:
+                return None
+            bounds = bounds.detach().to(torch.float64).cpu().clone()
+            bounds[0] = torch.minimum(bounds[0], torch.as_tensor(values.min(axis=0), **t))
+            bounds[1] = torch.maximum(bounds[1], torch.as_tensor(values.max(axis=0), **t))
+            return bounds
+
         return SumOfBumpFcns(
             torch.as_tensor(centres, **t),
             torch.as_tensor(widths, **t),
             torch.as_tensor(magnitudes, **t),
-            c_bounds=None if old.c_bounds is None else old.c_bounds.detach().to(torch.float64).cpu(),
-            w_bounds=w_bounds,
+            c_bounds=widened(old.c_bounds, centres),
+            w_bounds=widened(old.w_bounds, widths),
         )
 
     def _smooth_output_modes(self, module, subjects, ys):

@@ -111,7 +111,11 @@ class MultiSubjectLatentRegressor(
         and every neuron's own deviation integrated out); per mode its length scales,
         deviation level and variance maximise the marginal likelihood. *Outputs* then:
         each training output neuron's least-squares loading on the new latents, smoothed
-        by a GP of position (length scales and noise by marginal likelihood). On both
+        by a GP of position (length scales and noise by marginal likelihood), or by a few
+        free Gaussian bumps (each its own centre and widths, grown one at a time) where
+        those predict held-out training neurons better: modes made of local features of
+        different sizes, which one length scale cannot fit; errors are weighed by the
+        latents' covariance, as they move predictions. On both
         sides each property gets its own length scale (automatic relevance
         determination): modes may change fast with one property, e.g. cortical depth,
         and not at all with another. Applies to
@@ -122,7 +126,8 @@ class MultiSubjectLatentRegressor(
         otherwise only the outputs are smoothed). The new predictors are sums of Gaussian bumps: the output
         one has one bump per training output neuron up to 1,000 (subset-of-regressors
         approximation beyond, 1,000 neurons drawn as centres, cost linear in the number
-        of neurons), the input one at most 400 bumps per distinct set of length scales;
+        of neurons), or at most 32 free bumps per mode, the input one at most 400 bumps
+        per distinct set of length scales;
         ``n_bumps`` is the trained predictors' size. See the user guide for the equations.
         With ``early_stopping=True``, ``best_validation_score_`` scores the trained
         predictors before smoothing.

@@ -29,11 +29,13 @@ neurons decide (:func:`free_bumps`):
 
 Errors are summed over the K modes, so the modes should be in the metric that matters:
 the estimator passes its loadings multiplied by a square root of the latents' covariance
-(an error of ``δ`` in a neuron's loadings moves its prediction by ``t δ``).
+(an error of ``δ`` in a neuron's loadings moves its prediction by ``t δᵀ``).
 
 Cost: one greedy path of at most ``min(32 K, N/10)`` bumps,
 O(M_max · iterations · N · M · q), N at most 2,000 neurons (a random subset above that):
-0.5-4 s on the suite, one thread; memory O(N · (M + 2,500)).
+0.5-4 s on the suite, one thread; memory O(N · (M + 2,500)) (the candidates' activations).
+The held-out neurons score the best of up to ``M_max`` lengths of the path against one
+process: a small bias towards free bumps, which the suite's redraws measure.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ _RIDGE = 1e-3  # on the heights, times the number of neurons (the loss is a mean
 _MIN_NEURONS = 50  # fewer: the process alone
 _HELD_OUT_FRACTION = 0.2
 _MAX_HELD_OUT = 500
-_FLOAT = {"dtype": torch.float64}
+_FLOAT = {"dtype": torch.float64, "device": "cpu"}
 
 
 def _activations(points, centres, log_widths):
@@ -64,7 +66,13 @@ def _activations(points, centres, log_widths):
 
 
 def _heights(features, targets, ridge):
-    """Ridge heights (M, K) of ``features`` (N, M) for ``targets`` (N, K): the variable projection."""
+    """Ridge heights (M, K) of ``features`` (N, M) for ``targets`` (N, K): the variable projection.
+
+    The ridge is ``ridge · N`` for every bump: a bump under few neurons (sharp, or off the
+    neurons' range) is shrunk more than a broad one, a prior against heights that only a
+    few neurons support. (Relative to each bump's own squared norm instead, the suite's
+    redraws had fits 0.1-0.5 below the ceiling: bumps of large, cancelling heights.)
+    """
     normal = features.T @ features
     normal = normal + ridge * len(features) * torch.eye(normal.shape[0], **_FLOAT)
     return torch.linalg.solve(normal, features.T @ targets)
@@ -191,7 +199,8 @@ def free_bumps(positions, modes, process, *, random_state=0):
     ----------
     positions : ndarray of shape (n_neurons, q)
     modes : ndarray of shape (n_neurons, K)
-        In the metric errors should be measured in (see the module docstring).
+        Two-dimensional, in the metric errors should be measured in (see the module
+        docstring).
     process : callable
         ``process(positions, modes) -> (centres, widths, magnitudes)``: the alternative
         (the Gaussian process's bumps), fitted here to the training part of the split to
@@ -248,7 +257,9 @@ def free_bumps(positions, modes, process, *, random_state=0):
         torch.as_tensor(scaled[fitted], **_FLOAT), torch.as_tensor(modes[fitted], **_FLOAT),
         torch.as_tensor(centres, **_FLOAT), torch.as_tensor(np.log(widths), **_FLOAT), _FINAL_ITERATIONS, _RIDGE,
     )  # fmt: skip
-    heights = heights.numpy()
-    if not np.isfinite(heights).all():
+    centres, widths, heights = lo + centres.numpy() * span, np.exp(log_widths.numpy()) * span, heights.numpy()
+    if not (np.isfinite(centres).all() and np.isfinite(heights).all() and np.isfinite(widths).all()):
         return None
-    return lo + centres.numpy() * span, np.exp(log_widths.numpy()) * span, heights
+    if not (widths > 0).all():
+        return None
+    return centres, widths, heights

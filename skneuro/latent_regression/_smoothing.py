@@ -1,7 +1,9 @@
 r"""Smoothing of the modes after training (``smooth_modes``; numpy, float64).
 
 Input modes: :func:`._input_smoothing.smooth_input_modes` (a Gaussian-process regression
-through the data, described there), run first. Output modes: :func:`smooth_modes`, below.
+through the data, described there), run first. Output modes: :func:`smooth_modes`, below,
+which keeps the Gaussian process's posterior mean unless free bumps (each with its own
+centre and widths, :mod:`._free_bumps`) predict held-out neurons better.
 
 Trained by the likelihood alone, the output predictor follows every training neuron's own
 mode: with thousands of samples a neuron's mode is known to within a fraction of a percent,
@@ -232,20 +234,23 @@ def _subset_of_regressors(positions, modes, centres, widths, ratio):
 
 
 def smooth_modes(positions, modes, *, random_state=0, max_centres=_MAX_CENTRES, free_bumps=True):
-    """Gaussian-process posterior mean of ``modes`` as a function of ``positions``, as bumps.
+    """Smooth function of ``positions`` fitted to ``modes``, as bumps: a Gaussian-process
+    posterior mean, or free bumps where those predict held-out neurons better.
 
-    With ``free_bumps``, free bumps replace it where they predict held-out neurons better
-    (:mod:`._free_bumps`).
+    With ``free_bumps=False``, always the process's posterior mean (:mod:`._free_bumps`
+    describes the free bumps and the choice).
 
     Parameters
     ----------
     positions : ndarray of shape (n_neurons, q)
     modes : ndarray of shape (n_neurons, K)
     random_state : int, default=0
-        Draws the neurons used to choose the hyperparameters (when there are more than 400)
-        and the inducing centres (when there are more than ``max_centres``).
+        Draws the neurons used to choose the hyperparameters (when there are more than 400),
+        the inducing centres (when there are more than ``max_centres``) and, with
+        ``free_bumps``, the held-out neurons, the fitted subset and the candidate centres.
     max_centres : int, default=1000
-        Most inducing centres M, hence bumps. Time is O(n_neurons · M²), memory O(M²).
+        Most inducing centres M, hence bumps. The process's time is O(n_neurons · M²), its
+        memory O(M²); free bumps add O(min(n_neurons, 2000) · 2,500) memory.
     free_bumps : bool, default=True
         Choose between the process and free bumps on held-out neurons
         (:func:`._free_bumps.free_bumps`; errors summed over the K columns).

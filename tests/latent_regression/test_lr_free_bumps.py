@@ -93,6 +93,53 @@ def test_the_process_is_kept_for_waves():
 def test_fewer_than_50_neurons_keep_the_process(sharp_and_broad):
     q, modes = sharp_and_broad
     assert free_bumps(q[:49], modes[:49], lambda p, m: smooth_modes(p, m, free_bumps=False)) is None
+    found = free_bumps(q[:50], modes[:50], lambda p, m: smooth_modes(p, m, free_bumps=False))
+    assert found is None or (found[0].shape[1] == 3 and found[2].shape[1] == 2)  # 50: the path runs
+
+
+def test_the_estimator_smooths_its_loadings_in_the_latents_metric(monkeypatch):
+    """What ``_smooth_output_modes`` hands ``smooth_modes`` is the training neurons' least-squares
+    loadings times the Cholesky factor of the latents' covariance pooled over subjects (weighted
+    by samples), and the output predictor it leaves is the smoothed result mapped back by L⁻¹."""
+    from skneuro.datasets import make_multi_subject_latent_regression
+    from skneuro.latent_regression import MultiSubjectLatentRegressor, _building
+    from skneuro.latent_regression._smoothing import least_squares_modes
+
+    X, y = make_multi_subject_latent_regression(n_subjects=2, n_samples=600, n_components=2, random_state=0)
+    seen = {}
+    original = _building.smooth_modes
+
+    def spy(positions, modes, **kwargs):
+        seen["modes"], seen["result"] = modes, original(positions, modes, **kwargs)
+        return seen["result"]
+
+    def keep(self, module, subjects, ys):  # record the module as the output step leaves it
+        seen["module"] = module
+        return smooth_output(self, module, subjects, ys)
+
+    smooth_output = _building.LatentModelBuilding._smooth_output_modes
+    monkeypatch.setattr(_building, "smooth_modes", spy)
+    monkeypatch.setattr(_building.LatentModelBuilding, "_smooth_output_modes", keep)
+    monkeypatch.setattr(_building.LatentModelBuilding, "_standardise", lambda self, module, subjects: None)
+    est = MultiSubjectLatentRegressor(2, max_iter=20, random_state=0).fit(X, y)
+    module = seen["module"]
+    latents, loadings, positions = [], [], []
+    for s, y_s in zip(X, y):
+        P, U = est.predict_modes(s)
+        t = s.x @ P.astype(np.float64)
+        latents.append(t)
+        loadings.append(least_squares_modes(t, y_s))
+        positions.append(s.output_properties)
+    covariance = sum(np.cov(t, rowvar=False, bias=True) * len(t) for t in latents) / sum(len(t) for t in latents)
+    L = latent_metric(covariance)
+    assert not np.allclose(L, np.eye(2), atol=0.05)  # the metric is not the identity here
+    scale = np.abs(seen["modes"]).max()
+    np.testing.assert_allclose(seen["modes"], np.vstack(loadings) @ L, rtol=2e-3, atol=2e-4 * scale)
+    q = positions[0]
+    _, U = est.predict_modes(X[0])
+    expected = _bumps(q, *seen["result"]) @ np.linalg.inv(L)
+    np.testing.assert_allclose(U, expected, rtol=2e-3, atol=2e-4 * np.abs(expected).max())
+    assert module is est.module_
 
 
 @pytest.mark.parametrize("kind", ["free bumps", "process"])
@@ -118,13 +165,22 @@ def test_latent_metric_is_the_cholesky_factor_and_weighs_errors_as_predictions_d
     t = rng.normal(size=(5000, 2)) @ np.array([[2.0, 0.0], [1.5, 0.3]])
     covariance = np.cov(t, rowvar=False, bias=True)
     L = latent_metric(covariance)
-    np.testing.assert_allclose(L @ L.T, covariance, rtol=1e-12)
+    floor = 1e-6 * np.trace(covariance) / 2
+    np.testing.assert_allclose(L @ L.T, covariance + floor * np.eye(2), rtol=1e-12)
     assert np.allclose(L, np.tril(L))
     delta = np.array([0.1, -0.4])  # an error in one neuron's loadings
     t_centred = t - t.mean(axis=0)
-    assert np.mean((t_centred @ delta) ** 2) == pytest.approx(np.sum((delta @ L) ** 2), rel=1e-10)
+    assert np.mean((t_centred @ delta) ** 2) == pytest.approx(np.sum((delta @ L) ** 2), rel=1e-4)
 
 
-@pytest.mark.parametrize("covariance", [np.zeros((2, 2)), np.array([[1.0, 1.0], [1.0, 1.0]]), np.full((2, 2), np.nan)])
+def test_a_latent_that_barely_varies_gets_a_bounded_inverse():
+    """Latents (1, 1) and (1, 1 + 1e-9): singular to machine precision. The floor (1e-6 of the
+    mean variance) keeps L⁻¹, which maps the smoothed modes back, within 1e3 of 1."""
+    L = latent_metric(np.array([[1.0, 1.0], [1.0, 1.0 + 1e-9]]))
+    assert np.isfinite(L).all()
+    assert np.abs(np.linalg.inv(L)).max() < 2e3
+
+
+@pytest.mark.parametrize("covariance", [np.zeros((2, 2)), np.full((2, 2), np.nan)])
 def test_latent_metric_of_a_degenerate_covariance_is_the_identity(covariance):
     np.testing.assert_array_equal(latent_metric(covariance), np.eye(2))
