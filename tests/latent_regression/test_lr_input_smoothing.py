@@ -155,6 +155,29 @@ def test_recovers_a_smooth_input_function_through_correlated_inputs():
     assert np.sqrt(((fitted - truth) ** 2).mean()) < 0.05 * np.sqrt((truth**2).mean())
 
 
+def test_hyperparameters_are_searched_on_250_centres_and_the_mean_uses_400(monkeypatch):
+    """550 training input neurons: 400 drawn as centres of the posterior mean, 250 of those for the
+    search (whose cost grows as the cube of the centres); with 200 neurons all serve both."""
+    rng = np.random.default_rng(5)
+    searched = []
+
+    def search(subjects, centres, span, reference):
+        searched.append(centres)
+        return [((0.3, 0.3), 1.0, 0.01)]
+
+    monkeypatch.setattr(sm, "_search", search)
+    for sizes, n_search, n_mean in (((250, 300), 250, 400), ((90, 110), 200, 200)):
+        X, R, Y, U = [], [], [], []
+        for d in sizes:
+            x, r, u = rng.normal(size=(400, d)), rng.uniform(size=(d, 2)), rng.normal(size=(20, 1))
+            X.append(x), R.append(r), U.append(u), Y.append(x @ np.sin(3 * r[:, :1]) @ u.T)
+        c, w, m = sm.smooth_input_modes(X, R, [np.sin(3 * r[:, :1]) for r in R], Y, U, [np.full(20, 0.1)] * 2)
+        centres = searched[-1]
+        assert len(centres) == n_search and len(c) == n_mean and np.isfinite(m).all()
+        assert set(map(tuple, centres)) <= set(map(tuple, c)) <= set(map(tuple, np.vstack(R)))
+        assert (np.isin(centres[:, 0], R[0][:, 0]).any(), np.isin(centres[:, 0], R[1][:, 0]).any()) == (True, True)
+
+
 def test_input_smoothing_is_skipped_for_wide_subjects(monkeypatch):
     from skneuro.datasets import make_multi_subject_latent_regression
     from skneuro.latent_regression import MultiSubjectLatentRegressor, _building
@@ -197,7 +220,8 @@ def test_input_lengths_per_property(monkeypatch):
 def test_search_finds_each_modes_lengths(monkeypatch):
     """The search on a known evidence: three modes whose log evidence is −Σ_d (log ℓ_d − log ℓ*_kd)²
     with optima off the grids (one property at 50 ranges, one at 0.011, one at 0.3): each mode ends
-    within a factor √2 of its own lengths per property, and no length outside [0.01, 100] is tried."""
+    within a factor 2^⅛ of its own lengths per property (the last step is 2^¼), and no length
+    outside [0.01, 100] is tried."""
     optima = np.array([[0.03, 50.0, 0.3], [3.0, 0.3, 0.011], [0.3, 0.3, 0.3]])
     span = np.array([1.0, 2.0, 0.5])
     tried = []
@@ -213,7 +237,7 @@ def test_search_finds_each_modes_lengths(monkeypatch):
     hyper = sm._search([{"vecs": np.eye(1), "r": None}], None, span, np.ones(3))
     for k, (lengths, _, s2) in enumerate(hyper):
         assert len(lengths) == 3
-        np.testing.assert_array_less(np.abs(np.log(lengths) - np.log(optima[k])), np.log(np.sqrt(2)) + 1e-9)
+        np.testing.assert_array_less(np.abs(np.log(lengths) - np.log(optima[k])), np.log(2.0) / 8 + 1e-9)
         assert s2 == 0.01
     tried = np.array(tried)
     assert tried.min() >= 0.01 - 1e-12 and tried.max() <= 100.0 + 1e-9
