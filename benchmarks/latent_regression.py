@@ -331,6 +331,21 @@ def run_suite(device):
     print(f"\nsuite targets met: {met} of {len(verdicts)}")
 
 
+def defaults_gap(data, n_modes, device, random_state=0):
+    """Gap to the ceiling on the unseen subject of the defaults fitted to the training subjects."""
+    est = MultiSubjectLatentRegressor(n_modes, random_state=random_state, device=device)
+    est, _ = timed_fit(est, data["X_train"], data["y_train"])
+    return data["ceiling"] - est.score([data["X_test"]], [data["y_test"]])
+
+
+def _gap_row(name, shown, gaps, extra=""):
+    """Print one generator's row (the gaps shown, the worst, ``extra`` columns, how many within the
+    target) and return how many gaps are within the target."""
+    ok = sum(g <= SUITE_TARGET["gap"] for g in gaps)
+    print(f"{name:42s} {shown} {max(gaps):7.4f}{extra} {ok:>9d}/{len(gaps)}")
+    return ok
+
+
 def run_redraws(device, n_redraws):
     """Each generator redrawn ``n_redraws`` times (seeds ``10 · seed + 1, …``): the defaults' gap per
     draw and the worst, beside the informed reference's worst. The suite's figures are one draw
@@ -350,17 +365,12 @@ def run_redraws(device, n_redraws):
         gaps, informed, through = [], [], []
         for j in range(1, n_redraws + 1):
             data = make_case(dataclasses.replace(case, seed=10 * case.seed + j))
-            est = MultiSubjectLatentRegressor(case.n_modes, random_state=0, device=device)
-            est, _ = timed_fit(est, data["X_train"], data["y_train"])
-            gaps.append(data["ceiling"] - est.score([data["X_test"]], [data["y_test"]]))
+            gaps.append(defaults_gap(data, case.n_modes, device))
             informed.append(data["ceiling"] - informed_reference(data))
             through.append(data["ceiling"] - through_data_reference(data))
-        ok = sum(g <= SUITE_TARGET["gap"] for g in gaps)
-        within, total = within + ok, total + len(gaps)
-        print(
-            f"{case.name:42s} {' '.join(f'{g:.4f}' for g in gaps):>24s} {max(gaps):7.4f} {max(informed):14.4f} "
-            f"{max(through):18.4f} {ok:>9d}/{len(gaps)}"
-        )
+        shown = f"{' '.join(f'{g:.4f}' for g in gaps):>24s}"
+        within += _gap_row(case.name, shown, gaps, f" {max(informed):14.4f} {max(through):18.4f}")
+        total += len(gaps)
     print(f"redraws within 0.015 of the ceiling: {within} of {total}")
 
 
@@ -379,17 +389,9 @@ def run_random_states(device, n_states):
     within = total = 0
     for case in SUITE:
         data = make_case(case)
-        gaps = []
-        for seed in range(n_states + 1):
-            est = MultiSubjectLatentRegressor(case.n_modes, random_state=seed, device=device)
-            est, _ = timed_fit(est, data["X_train"], data["y_train"])
-            gaps.append(data["ceiling"] - est.score([data["X_test"]], [data["y_test"]]))
-        ok = sum(g <= SUITE_TARGET["gap"] for g in gaps)
-        within, total = within + ok, total + len(gaps)
-        print(
-            f"{case.name:42s} {gaps[0]:14.4f} {' '.join(f'{g:.4f}' for g in gaps[1:]):>30s} {max(gaps):7.4f} "
-            f"{ok:>9d}/{len(gaps)}"
-        )
+        gaps = [defaults_gap(data, case.n_modes, device, random_state=seed) for seed in range(n_states + 1)]
+        within += _gap_row(case.name, f"{gaps[0]:14.4f} {' '.join(f'{g:.4f}' for g in gaps[1:]):>30s}", gaps)
+        total += len(gaps)
     print(f"fits within 0.015 of the ceiling over random_state 0-{n_states}: {within} of {total}")
 
 
