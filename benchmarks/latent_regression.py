@@ -209,7 +209,10 @@ def through_data_reference(data):
     through the data that the estimator runs on its input side) handed each training output
     neuron's least-squares loading on the *true* latents (``x P``, true modes) and its residual
     variance, so that only the input modes are estimated, from the samples as the estimator
-    must; the unseen subject's output modes are the true output function. Its gap is what
+    must; the unseen subject's output modes are the true output function. It is also handed
+    the true input modes as ``current_modes``: they hold the other modes while one mode's
+    hyperparameters are searched and centre the grids of ``σ²`` and ``a²`` (the posterior mean
+    does not use them), a little more than the estimator knows. Its gap is what
     the samples leave the input side when nothing else is unknown: where it alone exceeds the
     target, the samples do not pin the input modes down for this smoother.
     """
@@ -257,8 +260,9 @@ def split_gap(est, data):
     for kind, predictors in (("in", module.input_predictors), ("out", module.output_predictors)):
         points = np.vstack([s.input_properties if kind == "in" else s.output_properties for s in train])
         fitted = predictors[0]
+        param = next(module.parameters())
         with torch.no_grad():
-            values = fitted(torch.as_tensor(points, dtype=next(module.parameters()).dtype)).cpu().numpy()
+            values = fitted(torch.as_tensor(points, dtype=param.dtype, device=param.device)).cpu().numpy()
         truth = mode_function(data["functions"][kind], points)
         predictors[0] = _TrueFunction(data["functions"][kind], np.linalg.lstsq(truth, values, rcond=None)[0])
         try:
