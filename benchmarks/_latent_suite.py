@@ -38,14 +38,14 @@ offsets (``⊙ c + o``), for reference only.
 
 How close to the ceiling a case allows: with 250-400 inputs and 200-350 outputs per
 subject (the spec's real sizes), the estimator's smoother (``smoothing.smooth_modes``: a
-Gaussian process, or free bumps where those predict held-out neurons better) handed the
-training neurons' *true* noisy modes on both sides and evaluated at the unseen neurons'
-positions (an informed reference, not an estimator: it is given the modes that the data
-only imply) stays 0.0008-0.0133 below the ceiling (``benchmarks/latent_regression.py``
-prints it per case); the most, 0.0133, on case 2 (two training subjects), where the
-output side alone costs 0.0120 (0.0131 with the Gaussian process alone). So "within 0.015
-of the ceiling" asks an estimator to come within 0.002 of that reference on case 2, from
-1,000 samples per subject. The reference is not a bound on what a smoother can do: given
+Gaussian process, or its weighted sum with free bumps, the weight chosen on held-out
+neurons) handed the training neurons' *true* noisy modes on both sides and evaluated at
+the unseen neurons' positions (an informed reference, not an estimator: it is given the
+modes that the data only imply) stays 0.0009-0.0118 below the ceiling
+(``benchmarks/latent_regression.py`` prints it per case); the most, 0.0118, on case 2 (two
+training subjects), where the output side alone costs 0.0113 (0.0131 with the Gaussian
+process alone). So "within 0.015 of the ceiling" asks an estimator to come within 0.003 of
+that reference on case 2, from 1,000 samples per subject. The reference is not a bound on what a smoother can do: given
 the true modes one mode at a time, free bumps of their own per mode reached 0.0070 on
 case 2's output side (a prototype of 2026-12-05; fitted to the loadings the estimator
 estimates, in their arbitrary latent basis, it did worse than the process, which led to

@@ -22,8 +22,8 @@ the generator's number of modes, ``random_state=0``), ``max_iter=2000``,
 ``learning_rate=1e-2`` and ``early_stopping=True``, with verdicts against the issue's targets:
 unseen R² >= ceiling - 0.015 in <= 16 s (defaults), ``max_iter=2000`` >= defaults - 0.005,
 ``learning_rate=1e-2`` >= ceiling - 0.03. Beside them, per generator, an informed reference
-(not an estimator): the estimator's smoother (a Gaussian process, or free bumps where they
-predict held-out neurons better) handed the training neurons' *true* modes (``informed,
+(not an estimator): the estimator's smoother (a Gaussian process, or its weighted sum with
+free bumps, weighed on held-out neurons) handed the training neurons' *true* modes (``informed,
 true modes``), which shows how close to the ceiling the generator's neuron counts let this
 smoother of the modes come (not a bound for every smoother); ``input through data``: the
 estimator's input smoother run on the samples with the output side known (each training output
@@ -182,7 +182,7 @@ def informed_reference(data):
     """R² on the unseen subject of the estimator's smoother given the training neurons' *true* modes.
 
     Not an estimator (it is handed the modes the data only imply): :func:`smooth_modes` (the
-    Gaussian process, or free bumps where they predict held-out neurons better) of
+    Gaussian process, or its weighted sum with free bumps, weighed on held-out neurons) of
     the training subjects' true input and output modes (mode deviations included), evaluated
     at the unseen subject's neurons, latents ``x P`` and the population scale 1 and offset 0,
     as the ceiling. How far it stays below the ceiling is what the generator's neuron counts

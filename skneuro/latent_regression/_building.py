@@ -364,8 +364,8 @@ class LatentModelBuilding:
         Each training neuron's mode is its least-squares loading on its subject's centred
         latents (:func:`least_squares_modes`); the new predictor is :func:`smooth_modes` of
         them (a GP posterior mean stored as at most 1,000 bumps centred on training neurons,
-        or free bumps where those predict held-out neurons better; cost linear in their
-        number). The modes are smoothed in the latents' metric (:func:`latent_metric`), so
+        or its weighted sum with free bumps, the weight chosen on held-out neurons; cost
+        linear in their number). The modes are smoothed in the latents' metric (:func:`latent_metric`), so
         that an error counts by how much it moves a prediction. Scales, offsets and noise
         variances are then refitted in closed form, as ``fit_subject`` does.
         """

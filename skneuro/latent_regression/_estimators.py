@@ -111,11 +111,12 @@ class MultiSubjectLatentRegressor(
         and every neuron's own deviation integrated out); per mode its length scales,
         deviation level and variance maximise the marginal likelihood. *Outputs* then:
         each training output neuron's least-squares loading on the new latents, smoothed
-        by a GP of position (length scales and noise by marginal likelihood), or by a few
-        free Gaussian bumps (each its own centre and widths, grown one at a time) where
-        those predict held-out training neurons better: modes made of local features of
-        different sizes, which one length scale cannot fit; errors are weighed by the
-        latents' covariance, as they move predictions. On both
+        by a GP of position (length scales and noise by marginal likelihood) and by a few
+        free Gaussian bumps (each its own centre and widths, grown one at a time), which
+        fit modes made of local features of different sizes that one length scale cannot:
+        the result is their weighted sum, the weight the one that predicts held-out
+        training neurons best (0 keeps the GP alone); errors are weighed by the latents'
+        covariance, as they move predictions. On both
         sides each property gets its own length scale (automatic relevance
         determination): modes may change fast with one property, e.g. cortical depth,
         and not at all with another. Applies to
@@ -126,7 +127,8 @@ class MultiSubjectLatentRegressor(
         otherwise only the outputs are smoothed). The new predictors are sums of Gaussian bumps: the output
         one has one bump per training output neuron up to 1,000 (subset-of-regressors
         approximation beyond, 1,000 neurons drawn as centres, cost linear in the number
-        of neurons), or at most 32 free bumps per mode, the input one at most 400 bumps
+        of neurons), plus at most ``min(32 K, n/10)`` free bumps (only those where their
+        weight is 1), the input one at most 400 bumps
         per distinct set of length scales;
         ``n_bumps`` is the trained predictors' size. See the user guide for the equations.
         With ``early_stopping=True``, ``best_validation_score_`` scores the trained

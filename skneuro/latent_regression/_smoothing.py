@@ -1,9 +1,9 @@
 r"""Smoothing of the modes after training (``smooth_modes``; numpy, float64).
 
 Input modes: :func:`._input_smoothing.smooth_input_modes` (a Gaussian-process regression
-through the data, described there), run first. Output modes: :func:`smooth_modes`, below,
-which keeps the Gaussian process's posterior mean unless free bumps (each with its own
-centre and widths, :mod:`._free_bumps`) predict held-out neurons better.
+through the data, described there), run first. Output modes: :func:`smooth_modes`, below:
+the Gaussian process's posterior mean, or its weighted sum with free bumps (each with its
+own centre and widths, :mod:`._free_bumps`), the weight chosen on held-out neurons.
 
 Trained by the likelihood alone, the output predictor follows every training neuron's own
 mode: with thousands of samples a neuron's mode is known to within a fraction of a percent,
@@ -235,10 +235,11 @@ def _subset_of_regressors(positions, modes, centres, widths, ratio):
 
 def smooth_modes(positions, modes, *, random_state=0, max_centres=_MAX_CENTRES, free_bumps=True):
     """Smooth function of ``positions`` fitted to ``modes``, as bumps: a Gaussian-process
-    posterior mean, or free bumps where those predict held-out neurons better.
+    posterior mean, or its weighted sum with free bumps, ``w · free + (1 − w) · process``,
+    ``w`` in [0, 1] the weight that predicts held-out neurons best.
 
     With ``free_bumps=False``, always the process's posterior mean (:mod:`._free_bumps`
-    describes the free bumps and the choice).
+    describes the free bumps and the weight).
 
     Parameters
     ----------
@@ -252,17 +253,19 @@ def smooth_modes(positions, modes, *, random_state=0, max_centres=_MAX_CENTRES, 
         Most inducing centres M, hence bumps. The process's time is O(n_neurons · M²), its
         memory O(M²); free bumps add O(min(n_neurons, 2000) · 2,500) memory.
     free_bumps : bool, default=True
-        Choose between the process and free bumps on held-out neurons
+        Weigh the process and free bumps on held-out neurons
         (:func:`._free_bumps.free_bumps`; errors summed over the K columns).
 
     Returns
     -------
     centres : ndarray of shape (M, q)
-        Bump centres: ``min(n_neurons, max_centres)`` of the positions, or the free bumps'.
+        Bump centres: ``min(n_neurons, max_centres)`` of the positions, then the free
+        bumps' (none where their weight is 0; only theirs where it is 1).
     widths : ndarray of shape (M, q)
-        ``ℓ_d · span_d`` per property, the same for every bump; free bumps have their own.
+        ``ℓ_d · span_d`` per property, the same for every process bump; free bumps have
+        their own.
     magnitudes : ndarray of shape (M, K)
-        Bump heights ``β``.
+        Bump heights: the process's ``β`` times ``1 − w``, the free bumps' times ``w``.
 
     Examples
     --------
@@ -294,7 +297,14 @@ def smooth_modes(positions, modes, *, random_state=0, max_centres=_MAX_CENTRES, 
         positions, modes, partial(smooth_modes, random_state=random_state, max_centres=max_centres, free_bumps=False),
         random_state=random_state,
     )  # fmt: skip
-    return process if found is None else found
+    if found is None:
+        return process
+    centres, widths, heights, weight = found
+    if weight >= 1.0:
+        return centres, widths, heights
+    return tuple(np.vstack(pair) for pair in zip(process[:2], (centres, widths))) + (
+        np.vstack([(1.0 - weight) * magnitudes, weight * heights]),
+    )
 
 
 def _features(points, centres, widths, to_features):

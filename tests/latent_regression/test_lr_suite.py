@@ -123,8 +123,10 @@ def test_mode_smoothing_predicts_an_unseen_subject_near_the_ceiling():
 def test_smoothing_learns_a_length_per_property():
     """Suite case 8 (layers: bump functions 8x sharper in depth than laterally).
 
-    Measured: unseen R² 0.9608 (gap 0.0086) with a length per property, 0.9265 without smoothing,
-    0.8990 (gap 0.0704) when one length served every property (ceiling 0.9694).
+    Measured: unseen R² 0.9637 (gap 0.0057) with a length per property, 0.9265 without smoothing,
+    0.8990 (gap 0.0704) when one length served every property (ceiling 0.9694). The output
+    predictor is the process's 845 bumps (one set of widths, the layers') weighed with 12 free
+    bumps (weight 0.08), which have widths of their own.
     """
     from skneuro.latent_regression import MultiSubjectLatentRegressor
 
@@ -134,10 +136,14 @@ def test_smoothing_learns_a_length_per_property():
     est = MultiSubjectLatentRegressor(case.n_modes, random_state=0).fit(data["X_train"], data["y_train"])
     score = est.score([data["X_test"]], [data["y_test"]])
     assert score >= data["ceiling"] - 0.015, (score, data["ceiling"])
-    for predictor in (est.module_.input_predictors[0], est.module_.output_predictors[0]):
+    for side, predictor in (("in", est.module_.input_predictors[0]), ("out", est.module_.output_predictors[0])):
         widths = predictor.w.detach().numpy()
-        assert np.all(widths[:, 2] < 0.5 * widths[:, :2].min(axis=1))  # both sides found the layers
         assert np.all(widths <= predictor.w_bounds[1].numpy())  # further training starts from them
+        if side == "out":  # the process's bumps share one set of widths; at most 32 K free bumps beside them
+            rows, counts = np.unique(widths, axis=0, return_counts=True)
+            assert len(widths) - counts.max() <= 32 * case.n_modes
+            widths = rows[counts.argmax()][None]
+        assert np.all(widths[:, 2] < 0.5 * widths[:, :2].min(axis=1))  # both sides found the layers
 
 
 def test_a_neuron_predicted_near_zero_does_not_set_the_population_scale():
