@@ -302,7 +302,9 @@ def smooth_modes(positions, modes, *, random_state=0, max_centres=_MAX_CENTRES, 
     centres, widths, heights, weight = found
     if weight >= 1.0:
         return centres, widths, heights
-    return tuple(np.vstack(pair) for pair in zip(process[:2], (centres, widths))) + (
+    return (
+        np.vstack([process[0], centres]),
+        np.vstack([process[1], widths]),
         np.vstack([(1.0 - weight) * magnitudes, weight * heights]),
     )
 
