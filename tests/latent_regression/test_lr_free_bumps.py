@@ -59,30 +59,30 @@ def test_a_vector_target_gives_vector_heights(sharp_and_broad):
 
 def test_free_bumps_get_most_weight_for_sharp_and_broad_features_and_predict_better(sharp_and_broad):
     """Modes with a sharp and a broad bump, 7.5 % noise: the process's one length per
-    property fits neither; free bumps get most of the weight and predict new neurons better
-    (measured: error 0.055 against the process's 0.134, as a fraction of the modes' rms, and
-    weight 0.77; the stacked modes 0.065; 0.022 with a ridge of 1e-6 instead of 1e-3, which
-    made the suite's fits several times slower)."""
+    property fits neither; free bumps get almost all the weight and predict new neurons far
+    better (measured: error 0.023 against the process's 0.134, as a fraction of the modes'
+    rms, weight 0.96, the stacked modes 0.024; with the earlier ridge of 1e-3 on the heights,
+    which shrank the sharp bump's height, 0.055, weight 0.77 and 0.065)."""
     q, modes = sharp_and_broad
     noisy = modes + 0.075 * np.sqrt(np.mean(modes**2)) * np.random.default_rng(3).normal(size=modes.shape)
     process = smooth_modes(q, noisy, free_bumps=False)
     found = free_bumps(q, noisy, lambda p, m: smooth_modes(p, m, free_bumps=False))
     assert found is not None
     centres, widths, heights, weight = found
-    assert 0.6 < weight < 0.9, weight
+    assert 0.85 < weight <= 1.0, weight
     test = np.random.default_rng(4).uniform(size=(2000, 3))
     truth = _bumps(test, CENTRES, WIDTHS, HEIGHTS)
     rms = np.sqrt(np.mean(truth**2))
     free_error = np.sqrt(np.mean((_bumps(test, centres, widths, heights) - truth) ** 2)) / rms
     process_error = np.sqrt(np.mean((_bumps(test, *process) - truth) ** 2)) / rms
-    assert free_error < 0.5 * process_error, (free_error, process_error)
+    assert free_error < 0.25 * process_error, (free_error, process_error)
     # smooth_modes returns the stacked modes: weight · free bumps + (1 − weight) · process, as bumps
     c, w, m = smooth_modes(q, noisy)
     assert len(c) == len(process[0]) + len(centres)
     expected = weight * _bumps(test, centres, widths, heights) + (1 - weight) * _bumps(test, *process)
     np.testing.assert_allclose(_bumps(test, c, w, m), expected, rtol=1e-8, atol=1e-10)
     stacked_error = np.sqrt(np.mean((expected - truth) ** 2)) / rms
-    assert stacked_error < 0.6 * process_error, (stacked_error, process_error)
+    assert stacked_error < 0.3 * process_error, (stacked_error, process_error)
 
 
 def test_waves_give_the_free_bumps_almost_no_weight():
@@ -191,13 +191,31 @@ def test_the_estimator_smooths_its_loadings_in_the_latents_metric(monkeypatch):
     assert module is est.module_
 
 
+def test_the_bump_path_is_equivariant_to_a_rotation_of_the_modes(sharp_and_broad):
+    """Errors are summed over the modes, so an orthogonal change of basis of the modes (what a
+    change of latent basis is once the modes are in the latents' metric) rotates the bumps'
+    heights and changes nothing else: grow(U O) = grow(U) O, to rounding, while the bumps
+    describe the modes (here the two true bumps)."""
+    q, modes = sharp_and_broad
+    rng = np.random.default_rng(6)
+    noisy = modes + 0.05 * rng.normal(size=modes.shape)
+    rotation, _ = np.linalg.qr(rng.normal(size=(2, 2)))
+    plain, rotated = grow_bumps(q, noisy, 2), grow_bumps(q, noisy @ rotation, 2)
+    np.testing.assert_allclose(rotated[0], plain[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(rotated[1], plain[1], rtol=1e-9)
+    np.testing.assert_allclose(rotated[2], plain[2] @ rotation, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["free bumps", "process"])
 def test_smoothing_is_equivariant_to_a_rotation_of_the_modes(sharp_and_broad, kind):
-    """Errors are summed over the modes, so an orthogonal change of basis of the modes (what a
-    change of latent basis is once the modes are in the latents' metric) rotates the result
-    and changes nothing else: smooth(U O) = smooth(U) O. On waves the free bumps get a weight
-    of 0.01 from a path whose optimum is flat, where rounding moves them (measured: 2e-4 of
-    the modes' largest value); the process alone is equivariant to 1e-5 there too."""
+    """smooth(U O) = smooth(U) O for the whole smoothing, to within what the free bumps'
+    optimisation resolves. Bumps beyond those the modes need fit the noise along flat
+    directions of the loss, where rounding differences grow (measured: bumps 3-6 of the
+    sharp-and-broad modes move the fit by 2e-6 to 2e-3 of its largest value; the whole
+    smoothing by 6e-3 there and by 4e-3 on waves, weights 0.92 and 0.03-0.04). A choice
+    made per mode moves it by more (measured 5 % of the largest value on the sharp and
+    broad modes; at least 3 % checked below);
+    the process alone is equivariant to 1e-5."""
     q, modes = sharp_and_broad
     rng = np.random.default_rng(6)
     if kind == "process":
@@ -207,12 +225,14 @@ def test_smoothing_is_equivariant_to_a_rotation_of_the_modes(sharp_and_broad, ki
     test = rng.uniform(size=(400, 3))
     process = lambda p, m: smooth_modes(p, m, free_bumps=False)  # noqa: E731
     weights = [(found or (0.0,) * 4)[3] for found in (free_bumps(q, u, process) for u in (noisy, noisy @ rotation))]
-    assert weights[0] == pytest.approx(weights[1], abs=1e-3)
-    assert (weights[0] > 0.9) if kind == "free bumps" else (weights[0] < 0.02), weights
+    assert weights[0] == pytest.approx(weights[1], abs=0.01 if kind == "process" else 1e-3)
+    assert (weights[0] > 0.85) if kind == "free bumps" else (weights[0] < 0.05), weights
     plain = _bumps(test, *smooth_modes(q, noisy))
     rotated = _bumps(test, *smooth_modes(q, noisy @ rotation))
-    tolerance = 1e-5 if kind == "free bumps" else 1e-3
-    np.testing.assert_allclose(rotated, plain @ rotation, atol=tolerance * np.abs(plain).max())
+    np.testing.assert_allclose(rotated, plain @ rotation, atol=1e-2 * np.abs(plain).max())
+    # a per-mode (basis-dependent) smoothing differs from the rotated one by far more than that
+    per_mode = np.column_stack([_bumps(test, *smooth_modes(q, (noisy @ rotation)[:, [k]])) for k in range(2)])
+    assert np.abs(per_mode - plain @ rotation).max() > 3e-2 * np.abs(plain).max()
     if kind == "process":
         plain, rotated = (_bumps(test, *process(q, u)) for u in (noisy, noisy @ rotation))
         np.testing.assert_allclose(rotated, plain @ rotation, atol=1e-5 * np.abs(plain).max())
