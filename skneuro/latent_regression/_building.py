@@ -295,7 +295,8 @@ class LatentModelBuilding:
         return 0 if self.random_state is None else int(make_generators(self.random_state)[1].integers(2**31 - 1))
 
     def _smooth_input_modes(self, module, subjects, ys):
-        """Input predictor := GP posterior mean of the input modes given the data (:func:`smooth_input_modes`).
+        """Input predictor := smoothed input modes given the data (:func:`smooth_input_modes`: the GP
+        posterior mean, or its weighted sum with free bumps through the data).
 
         The output side enters as each training output neuron's least-squares loading on its
         subject's latents and its residual variance (floored at its ``var_floor``): what the

@@ -109,7 +109,10 @@ class MultiSubjectLatentRegressor(
         becomes the posterior mean of a GP regression through the data (each subject's
         outputs on its inputs, with the output neurons' least-squares loadings held fixed
         and every neuron's own deviation integrated out); per mode its length scales,
-        deviation level and variance maximise the marginal likelihood. *Outputs* then:
+        deviation level and variance maximise the marginal likelihood. With two or more
+        training subjects it is weighed with a few free Gaussian bumps fitted through the
+        same data, the weight the one that predicts held-out subjects best (fitted on one
+        half of the subjects, scored on the other). *Outputs* then:
         each training output neuron's least-squares loading on the new latents, smoothed
         by a GP of position (length scales and noise by marginal likelihood) and by a few
         free Gaussian bumps (each its own centre and widths, grown one at a time), which
@@ -129,7 +132,7 @@ class MultiSubjectLatentRegressor(
         approximation beyond, 1,000 neurons drawn as centres, cost linear in the number
         of neurons), plus at most ``min(32 K, n/10)`` free bumps (only those where their
         weight is 1), the input one at most 400 bumps
-        per distinct set of length scales;
+        per distinct set of length scales plus at most ``10 K`` free bumps;
         ``n_bumps`` is the trained predictors' size. See the user guide for the equations.
         With ``early_stopping=True``, ``best_validation_score_`` scores the trained
         predictors before smoothing.

@@ -1,4 +1,5 @@
-r"""Smoothing of the input modes after training: a Gaussian-process regression through the data.
+r"""Smoothing of the input modes after training: a Gaussian-process regression through the data,
+weighed with free bumps through the same data (:mod:`._input_free_bumps`).
 
 The output side and the shared subset-of-regressors pieces are in :mod:`._smoothing`;
 this module holds :func:`smooth_input_modes` (run first) and its evidence, search and
@@ -7,10 +8,13 @@ posterior mean.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ._smoothing import _feature_map, _features
+from ._input_free_bumps import free_input_bumps
+from ._smoothing import _cross_gram, _feature_map, _features
 from ._statistics import data_moments, project_rows
 
 __all__ = ["smooth_input_modes"]
@@ -49,8 +53,11 @@ def _best_prior(const, nu, g, reference):
     return float(values[j]), float(np.exp(grid[j]))
 
 
-def smooth_input_modes(inputs, positions, current_modes, outputs, loadings, noise_variances, *, random_state=0):
-    r"""Input modes as a Gaussian process of position, regressed through the data.
+def smooth_input_modes(
+    inputs, positions, current_modes, outputs, loadings, noise_variances, *, random_state=0, free_bumps=True
+):
+    r"""Input modes as a Gaussian process of position, regressed through the data, or its weighted
+    sum with free bumps fitted through the same data.
 
     An input neuron's mode is seen only through the latents ``x P`` it contributes to, so
     unlike an output neuron's it has no least-squares estimate of its own (correlated inputs
@@ -68,14 +75,18 @@ def smooth_input_modes(inputs, positions, current_modes, outputs, loadings, nois
     marginal likelihood of the data (exact for one mode,
     the other modes held at ``current_modes``; searched in the basis where the pooled
     ``ŨᵀΨ⁻¹Ũ`` is diagonal, with at most 250 of the centres); the posterior mean of ``f``
-    is then solved jointly over the modes, with all centres.
+    is then solved jointly over the modes, with all centres. With ``free_bumps``, a few
+    Gaussian bumps with their own centres and widths are fitted through the same likelihood
+    and weighed beside the process on held-out subjects
+    (:func:`._input_free_bumps.free_input_bumps`, which describes them).
 
     Cost: one ``d_s × d_s`` eigendecomposition per subject and one pass over its data;
     then O(Σ_s d_s² · M + M³) per distinct set of lengths (20 for the isotropic grids,
     typically 40-100 more for the lengths per property, shared by the modes that ask for
     the same lengths) and O(Σ_s d_s · M² + M³) per mode and grid point, M ≤ 250 in the
-    search and M ≤ 400 for the posterior mean: on the suite 1-4 s, one thread. The predictor
-    has up to K · 400 bumps (one set of centres per distinct set of lengths).
+    search and M ≤ 400 for the posterior mean: on the suite 1-4 s, one thread; free bumps
+    add 1-3 s there. The predictor has up to K · 400 bumps (one set of centres per distinct
+    set of lengths), and the free bumps beside them (at most 10 K).
 
     Parameters
     ----------
@@ -91,16 +102,23 @@ def smooth_input_modes(inputs, positions, current_modes, outputs, loadings, nois
         ``Ũ``: how each latent moves each output neuron.
     noise_variances : list of ndarray of shape (n_outputs_s,)
     random_state : int, default=0
-        Draws the centres when there are more than 400 training input neurons, and the
-        centres of the search when there are more than 250.
+        Draws the centres when there are more than 400 training input neurons, the
+        centres of the search when there are more than 250, and the free bumps' candidate
+        centres when there are more than 500.
+    free_bumps : bool, default=True
+        Weigh the process and free bumps through the data on held-out subjects (with at
+        least two training subjects; :func:`._input_free_bumps.free_input_bumps`). False:
+        the process's posterior mean alone.
 
     Returns
     -------
     centres : ndarray of shape (B, q)
     widths : ndarray of shape (B, q)
     magnitudes : ndarray of shape (B, K)
-        Bumps ``exp(−Σ_d ((r_d − c_d)/w_d)²)`` whose weighted sum is the posterior mean of
-        ``f`` (one set of centres per distinct set of lengths, B ≤ K · 400).
+        Bumps ``exp(−Σ_d ((r_d − c_d)/w_d)²)`` whose weighted sum is the smoothed modes:
+        the process's posterior mean of ``f`` (one set of centres per distinct set of
+        lengths, at most K · 400 bumps), heights times ``1 − w``, then the free bumps
+        (none where their weight ``w`` is 0), heights times ``w``.
 
     Examples
     --------
@@ -151,7 +169,35 @@ def smooth_input_modes(inputs, positions, current_modes, outputs, loadings, nois
         by_length.setdefault(lengths, np.zeros((len(centres), K)))[:, k] = heights[k]
     out_centres = np.vstack([centres for _ in by_length])
     out_widths = np.vstack([np.tile(np.asarray(lengths) * span, (len(centres), 1)) for lengths in by_length])
-    return out_centres, out_widths, np.vstack(list(by_length.values())) @ rotation.T
+    magnitudes = np.vstack(list(by_length.values()))
+    if free_bumps:
+        positions = [np.asarray(p, dtype=np.float64) for p in positions]
+        found = free_input_bumps(
+            subjects, positions, np.diag([s2 for _, _, s2 in hyper]),
+            partial(_process_of, subjects, positions, span, hyper, random_state), random_state=random_state,
+        )  # fmt: skip
+        if found is not None:
+            free_centres, free_widths, free_heights, weight = found
+            out_centres = np.vstack([out_centres, free_centres])
+            out_widths = np.vstack([out_widths, free_widths])
+            magnitudes = np.vstack([(1.0 - weight) * magnitudes, weight * free_heights])
+    return out_centres, out_widths, magnitudes @ rotation.T
+
+
+def _process_of(subjects, positions, span, hyper, random_state, indices):
+    """The process's posterior mean given the subjects ``indices`` alone (hyperparameters kept), as a
+    callable from positions (n, q) to modes (n, K); its centres are those subjects' input neurons."""
+    pooled = np.vstack([positions[j] for j in indices])
+    if len(pooled) > _MAX_INPUT_CENTRES:
+        pooled = pooled[np.sort(np.random.default_rng(random_state).permutation(len(pooled))[:_MAX_INPUT_CENTRES])]
+    heights = _posterior_heights([subjects[j] for j in indices], pooled, span, hyper)
+
+    def predict(points):
+        return np.column_stack(
+            [_cross_gram(points, pooled, np.asarray(lengths) * span) @ h for (lengths, _, _), h in zip(hyper, heights)]
+        )
+
+    return predict
 
 
 def _search(subjects, centres, span, reference):

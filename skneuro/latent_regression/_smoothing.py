@@ -1,7 +1,8 @@
 r"""Smoothing of the modes after training (``smooth_modes``; numpy, float64).
 
 Input modes: :func:`._input_smoothing.smooth_input_modes` (a Gaussian-process regression
-through the data, described there), run first. Output modes: :func:`smooth_modes`, below:
+through the data, or its weighted sum with free bumps through the same data, the weight
+chosen on held-out subjects; described there), run first. Output modes: :func:`smooth_modes`, below:
 the Gaussian process's posterior mean, or its weighted sum with free bumps (each with its
 own centre and widths, :mod:`._free_bumps`), the weight chosen on held-out neurons.
 

@@ -211,7 +211,8 @@ def test_input_lengths_per_property(monkeypatch):
     errors = {}
     for sweeps in (0, sm._ARD_SWEEPS):
         monkeypatch.setattr(sm, "_ARD_SWEEPS", sweeps)
-        c, w, m = sm.smooth_input_modes(X, R, [f(r) for r in R], Y, U, [np.full(len(u), 0.09) for u in U])
+        noise = [np.full(len(u), 0.09) for u in U]
+        c, w, m = sm.smooth_input_modes(X, R, [f(r) for r in R], Y, U, noise, free_bumps=False)
         fitted = np.exp(-(((test[:, None] - c[None]) / w[None]) ** 2).sum(-1)) @ m
         errors[sweeps] = np.sqrt(((fitted - truth) ** 2).mean() / (truth**2).mean())
     assert w[0, 1] > 10 * w[0, 0] and w[0, 1] > 5.0  # the second property's length: several ranges
