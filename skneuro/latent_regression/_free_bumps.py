@@ -59,7 +59,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["free_bumps", "grow_bumps", "stacking_weight"]
+__all__ = ["free_bumps", "grow_bumps", "minimise_over_bumps", "stacking_weight"]
 
 _MAX_BUMPS_PER_MODE = 32
 _MAX_NEURONS = 2000  # neurons the bumps are fitted to (a random subset above that)
@@ -106,8 +106,25 @@ def _heights(features, targets, ridge):
     return torch.linalg.solve(normal, features.T @ targets)
 
 
-def _refine(points, targets, centres, log_widths, iterations, ridge):
-    """Centres and log widths by L-BFGS on the mean squared error, heights in closed form."""
+def minimise_over_bumps(objective, centres, log_widths, iterations):
+    """Centres and log widths minimising ``objective(centres, log_widths)`` (a scalar tensor) by L-BFGS.
+
+    The heights are the objective's business (solved in closed form inside it: *variable
+    projection*). A failed line search (non-finite centres or widths) keeps the start.
+    Shared by the output side's free bumps and the input side's (:mod:`._input_free_bumps`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skneuro.latent_regression._free_bumps import minimise_over_bumps
+    >>> target = torch.tensor([[0.3, 0.7]], dtype=torch.float64)
+    >>> c, lw = minimise_over_bumps(
+    ...     lambda c, lw: ((c - target) ** 2).sum() + (lw**2).sum(),
+    ...     torch.zeros(1, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64), 50,
+    ... )
+    >>> c.numpy().round(6).tolist(), bool(lw.abs().max() < 1e-6)
+    ([[0.3, 0.7]], True)
+    """
     start = (centres.clone(), log_widths.clone())
     centres = centres.clone().requires_grad_(True)
     log_widths = log_widths.clone().requires_grad_(True)
@@ -118,15 +135,25 @@ def _refine(points, targets, centres, log_widths, iterations, ridge):
 
     def closure():
         optimizer.zero_grad()
-        features = _activations(points, centres, log_widths)
-        loss = ((features @ _heights(features, targets, ridge) - targets) ** 2).sum(1).mean()
-        loss.backward()
-        return loss
+        value = objective(centres, log_widths)
+        value.backward()
+        return value
 
     optimizer.step(closure)
     centres, log_widths = centres.detach(), log_widths.detach()
     if not (torch.isfinite(centres).all() and torch.isfinite(log_widths).all()):
-        centres, log_widths = start  # a failed line search: keep the start
+        return start
+    return centres, log_widths
+
+
+def _refine(points, targets, centres, log_widths, iterations, ridge):
+    """Centres and log widths by L-BFGS on the mean squared error, heights in closed form."""
+
+    def mean_squared_error(c, lw):
+        features = _activations(points, c, lw)
+        return ((features @ _heights(features, targets, ridge) - targets) ** 2).sum(1).mean()
+
+    centres, log_widths = minimise_over_bumps(mean_squared_error, centres, log_widths, iterations)
     with torch.no_grad():
         return centres, log_widths, _heights(_activations(points, centres, log_widths), targets, ridge)
 

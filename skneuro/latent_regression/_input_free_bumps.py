@@ -71,7 +71,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._free_bumps import _CANDIDATE_WIDTHS, _activations
+from ._free_bumps import _CANDIDATE_WIDTHS, _activations, minimise_over_bumps
 
 __all__ = ["free_input_bumps", "widened_terms"]
 
@@ -162,23 +162,10 @@ def _objective(data, centres, log_widths, ridge):
 
 
 def _refine(data, centres, log_widths, ridge, iterations):
-    start = (centres.clone(), log_widths.clone())
-    centres, log_widths = centres.clone().requires_grad_(True), log_widths.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS(
-        [centres, log_widths], max_iter=iterations, line_search_fn="strong_wolfe", tolerance_grad=1e-10,
-        tolerance_change=1e-14,
-    )  # fmt: skip
-
-    def closure():
-        optimizer.zero_grad()
-        value = _objective(data, centres, log_widths, ridge)[0]
-        value.backward()
-        return value
-
-    optimizer.step(closure)
-    centres, log_widths = centres.detach(), log_widths.detach()
-    if not (torch.isfinite(centres).all() and torch.isfinite(log_widths).all()):
-        centres, log_widths = start
+    """Centres and log widths by L-BFGS on :func:`_objective`, heights in closed form."""
+    centres, log_widths = minimise_over_bumps(
+        lambda c, lw: _objective(data, c, lw, ridge)[0], centres, log_widths, iterations
+    )
     with torch.no_grad():
         heights = _objective(data, centres, log_widths, ridge)[1]
     return centres, log_widths, heights
