@@ -319,7 +319,7 @@ def _free_input_bumps(subjects, positions, deviations, process, groups, random_s
                 "process": [predict(positions[j]) for j in held],
             }
         )
-    best, best_m, m = None, 0, 0
+    best, best_m = None, 0
     for m in range(1, cap + 1):
         pairs = []  # (held data, process modes, bumps' modes)
         for fold in folds:
